@@ -1,0 +1,113 @@
+"""Deepfake video detector: scan videos and images for manipulated faces.
+
+    python app.py --input VIDEO_OR_FOLDER --output RESULTS_DIR
+
+Thin on purpose: argument parsing and wiring; the work lives in the ``detector`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from detector import config  # noqa: E402
+from detector.aggregate import RULES  # noqa: E402
+from detector.errors import DetectorError  # noqa: E402
+
+
+def scan_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="app.py",
+        description="Scan videos or images for deepfaked faces. Writes RESULTS_DIR/<name>/result.json, "
+                    "report.html and Grad-CAM heatmaps per input, and RESULTS_DIR/summary.csv.",
+        epilog="Exit status: 0 all inputs scanned, 1 some inputs of a folder failed, 2 the input or options are "
+               "unusable.")
+    p.add_argument("--input", "-i", type=Path, help="a video or image file, or a folder (scanned recursively)")
+    p.add_argument("--output", "-o", type=Path, default=Path("results"), help="results folder (default: results)")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
+                          help=f"frames sampled per video, evenly spaced (default {config.FRAMES_PER_VIDEO})")
+    sampling.add_argument("--fps", type=float, help="sample this many frames per second instead of --frames")
+    p.add_argument("--threshold", type=float, help="fake-probability threshold (default: the model card's)")
+    p.add_argument("--max-faces", type=int, default=config.MAX_FACES,
+                   help=f"face tracks kept per video (default {config.MAX_FACES})")
+    p.add_argument("--min-face", type=int, default=config.MIN_FACE_SIZE,
+                   help=f"ignore faces smaller than this many pixels (default {config.MIN_FACE_SIZE})")
+    p.add_argument("--batch-size", type=int, default=config.BATCH_SIZE,
+                   help=f"model batch size (default {config.BATCH_SIZE})")
+    p.add_argument("--aggregation", choices=RULES, default="mean", help="how a face track's frames are pooled")
+    p.add_argument("--no-gradcam", action="store_true", help="skip Grad-CAM heatmaps (faster)")
+    p.add_argument("--cam", choices=("gradcam", "gradcam++"), default="gradcam++", help="explanation method")
+    p.add_argument("--model", type=Path, help="a model folder, SavedModel or .keras file exported by our training "
+                                              "(default: saved_model/deepfake)")
+    p.add_argument("--evaluate", type=Path, metavar="MANIFEST",
+                   help="evaluate the model on a labelled manifest (CSV path,label) instead of scanning")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    return p
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.input is None and args.evaluate is None:
+        parser.error("--input is required")
+    if args.frames is not None and args.frames <= 0:
+        parser.error("--frames must be positive")
+    if args.fps is not None and args.fps <= 0:
+        parser.error("--fps must be positive")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        parser.error("--threshold must be between 0 and 1")
+    for name in ("max_faces", "min_face", "batch_size"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = scan_parser()
+    args = parser.parse_args(argv)
+    _check(args, parser)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        from detector import batch, report
+        from detector.model import load_detector
+        from detector.pipeline import ScanOptions
+
+        detector = load_detector(args.model)
+        if args.evaluate is not None:
+            from training.evaluate import evaluate_manifest
+
+            return evaluate_manifest(args.evaluate, args.output, detector, frames=args.frames,
+                                     show_progress=not args.quiet)
+        options = ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
+                              min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
+                              gradcam=not args.no_gradcam, cam_method=args.cam)
+        outcome = batch.run(args.input, args.output, detector, options, show_progress=not args.quiet)
+    except DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(outcome.rows, indent=2))
+    else:
+        print(report.format_table(outcome.rows))
+        if not detector.card.trained:
+            print("note: no trained model is installed; verdicts are provisional", file=sys.stderr)
+        print(f"summary: {outcome.summary_path}")
+        if len(outcome.rows) == 1:
+            print(f"report: {args.output / outcome.rows[0]['name'] / 'report.html'}")
+    if len(outcome.rows) == 1 and outcome.errors:
+        print(f"error: {outcome.errors[0]['error']}", file=sys.stderr)
+        return 2
+    return 1 if outcome.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The task model (backbone + preprocessing + binary head), its card, export and loading.
+
+Like keras-hub's ``ImageClassifier(backbone, preprocessor)``: the backbone comes from :mod:`detector.backbones`, the
+scaling from :mod:`detector.preprocessing`, and the task model built here is what gets trained and exported. The
+model takes uint8 RGB face crops ``[N, 224, 224, 3]`` and returns fake probabilities, so the scanner, TF Serving and
+any other client send the same thing.
+
+On disk a model is a folder in TF Serving's layout::
+
+    saved_model/deepfake/1/          SavedModel (signatures serving_default and serving_jpeg)
+    saved_model/deepfake/model.keras the same weights for Keras (Grad-CAM needs a Keras model)
+    saved_model/deepfake/card.json   the model card: backbone, threshold, training recipe, measured metrics
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, backbones, config
+from .errors import ModelError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402  (the log level must be set before TensorFlow loads)
+import tensorflow as tf  # noqa: E402
+
+from .preprocessing import FacePreprocessor  # noqa: E402
+
+OUTPUT_NAME = "fake_probability"
+INPUT_NAME = "faces"
+JPEG_INPUT_NAME = "image_bytes"
+
+
+@dataclass
+class ModelCard:
+    """What a user needs to trust (or distrust) a model: what it is, how it was made, how well it measured."""
+
+    name: str = config.MODEL_NAME
+    version: int = 1
+    backbone: str = config.DEFAULT_BACKBONE
+    image_size: int = config.IMAGE_SIZE
+    trained: bool = False
+    threshold: float = config.DEFAULT_THRESHOLD
+    threshold_source: str = "default 0.5 (no validation data)"
+    created: str = field(default_factory=lambda: _dt.date.today().isoformat())
+    detector_version: str = __version__
+    description: str = ("Untrained network built in memory: verdicts are provisional and carry no information "
+                        "until a trained model is exported to saved_model/.")
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelCard":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ModelCard":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: unreadable model card ({exc})") from None
+
+
+def build_classifier(backbone: str = config.DEFAULT_BACKBONE, weights: str | None = None,
+                     image_size: int = config.IMAGE_SIZE, dropout: float = 0.2) -> keras.Model:
+    """The task model: 0-255 RGB crops -> preprocessing -> backbone -> pooling -> dropout -> sigmoid.
+
+    The Keras input is float32 holding 0-255 values (a uint8 cast inside the graph would stop gradients, and Grad-CAM
+    needs them); the exported SavedModel signatures take uint8 and cast. Built as one flat functional graph (the backbone's layers are not a nested sub-model) so tf-keras-vis can find
+    the last convolution for Grad-CAM.
+    """
+    spec = backbones.get(backbone)
+    inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
+    x = FacePreprocessor(spec.preprocessing, name="preprocess")(inputs)
+    features = spec.build(x, weights)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_NAME)(x)
+    return keras.Model(inputs, outputs, name=f"deepfake_{backbone.replace('-', '_')}")
+
+
+class Detector:
+    """A loaded model: scores crops in batches, and exposes the Keras model for Grad-CAM when there is one."""
+
+    def __init__(self, card: ModelCard, keras_model: keras.Model | None = None, signature=None,
+                 source: str = "in-memory"):
+        if keras_model is None and signature is None:
+            raise ValueError("a Detector needs a Keras model or a SavedModel signature")
+        self.card = card
+        self.keras_model = keras_model
+        self._signature = signature
+        self.source = source
+        self._predict_fn = None
+
+    @property
+    def image_size(self) -> int:
+        return self.card.image_size
+
+    def predict(self, crops: np.ndarray, batch_size: int = config.BATCH_SIZE) -> np.ndarray:
+        """Fake probabilities (N,) for uint8 crops (N, S, S, 3)."""
+        crops = np.asarray(crops, np.uint8)
+        if crops.ndim != 4 or crops.shape[1:] != (self.image_size, self.image_size, 3):
+            raise ValueError(f"expected crops of shape (N, {self.image_size}, {self.image_size}, 3), "
+                             f"got {crops.shape}")
+        if len(crops) == 0:
+            return np.zeros((0,), np.float32)
+        out = []
+        for start in range(0, len(crops), batch_size):
+            batch = tf.constant(crops[start:start + batch_size])
+            if self.keras_model is not None:
+                batch = tf.cast(batch, tf.float32)
+            out.append(self._run(batch))
+        return np.concatenate(out).astype(np.float32)
+
+    def _run(self, batch: tf.Tensor) -> np.ndarray:
+        if self.keras_model is not None:
+            if self._predict_fn is None:
+                model = self.keras_model
+                self._predict_fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+            return np.asarray(self._predict_fn(batch)).reshape(-1)
+        result = self._signature(**{INPUT_NAME: batch})
+        return np.asarray(result[OUTPUT_NAME]).reshape(-1)
+
+
+def export_model(model: keras.Model, card: ModelCard, root: str | os.PathLike) -> Path:
+    """Write the TF Serving layout under ``root``: ``<version>/`` SavedModel, ``model.keras`` and ``card.json``.
+
+    ``serving_default`` takes uint8 crops; ``serving_jpeg`` takes JPEG-encoded crops as strings (its input name ends in
+    ``_bytes`` so TF Serving's REST API accepts ``{"b64": ...}`` values) and resizes them in the graph.
+    """
+    root = Path(root)
+    version_dir = root / str(card.version)
+    root.mkdir(parents=True, exist_ok=True)
+    size = card.image_size
+
+    def score(faces):
+        return {OUTPUT_NAME: tf.reshape(model(tf.cast(faces, tf.float32), training=False), [-1])}
+
+    def score_jpeg(image_bytes):
+        def decode(data):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+            return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+        faces = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec((size, size, 3), tf.uint8))
+        return score(faces)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", score,
+                         input_signature=[tf.TensorSpec((None, size, size, 3), tf.uint8, name=INPUT_NAME)])
+    archive.add_endpoint("serving_jpeg", score_jpeg,
+                         input_signature=[tf.TensorSpec((None,), tf.string, name=JPEG_INPUT_NAME)])
+    archive.write_out(str(version_dir), verbose=False)
+    model.save(root / "model.keras")
+    card.save(root / "card.json")
+    return root
+
+
+def _find_card(path: Path) -> ModelCard | None:
+    for candidate in (path / "card.json", path.parent / "card.json"):
+        if candidate.is_file():
+            return ModelCard.load(candidate)
+    return None
+
+
+def _load_keras(path: Path, card: ModelCard | None) -> Detector:
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a Keras model exported by this project ({exc})") from None
+    if card is None:
+        card = ModelCard(trained=True, description=f"loaded from {path.name} without a model card",
+                         image_size=int(model.input_shape[1]), backbone="unknown",
+                         threshold_source="default 0.5 (no model card)")
+    return Detector(card, keras_model=model, source=str(path))
+
+
+def _load_saved_model(path: Path, card: ModelCard | None) -> Detector:
+    try:
+        loaded = tf.saved_model.load(str(path))
+        signature = loaded.signatures["serving_default"]
+    except Exception as exc:
+        raise ModelError(f"{path}: not a SavedModel with a serving_default signature ({exc})") from None
+    if card is None:
+        shape = signature.structured_input_signature[1][INPUT_NAME].shape
+        card = ModelCard(trained=True, description=f"SavedModel {path} without a model card",
+                         image_size=int(shape[1]), backbone="unknown",
+                         threshold_source="default 0.5 (no model card)")
+    detector = Detector(card, signature=signature, source=str(path))
+    detector._saved_model = loaded  # keep the object alive: the signature holds only weak references to it
+    return detector
+
+
+def _has_model(root: Path) -> bool:
+    return (root / "model.keras").is_file() or any(
+        (d / "saved_model.pb").is_file() for d in root.iterdir() if d.is_dir()) if root.is_dir() else False
+
+
+def untrained_detector(backbone: str = config.DEFAULT_BACKBONE) -> Detector:
+    """The network with random weights, for when no trained model is installed; its card says so."""
+    keras.utils.set_random_seed(0)
+    model = build_classifier(backbone, weights=None)
+    return Detector(ModelCard(backbone=backbone, trained=False), keras_model=model, source="untrained (in memory)")
+
+
+def load_detector(path: str | os.PathLike | None = None) -> Detector:
+    """Load a model: a model root (TF Serving layout), a ``.keras`` file or a SavedModel folder.
+
+    With no path the shipped model in ``saved_model/deepfake`` is used; when none is installed there, the untrained
+    network is built in memory and its card says ``trained: false`` so every output can say verdicts are provisional.
+    """
+    if path is None:
+        root = config.DEFAULT_MODEL_DIR
+        if not _has_model(root):
+            return untrained_detector()
+        path = root
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"{p}: no such model file or folder")
+    if p.is_file():
+        if p.suffix != ".keras":
+            raise ModelError(f"{p}: expected a .keras file or a SavedModel folder")
+        return _load_keras(p, _find_card(p.parent))
+    if (p / "saved_model.pb").is_file():
+        return _load_saved_model(p, _find_card(p))
+    if (p / "model.keras").is_file():
+        return _load_keras(p / "model.keras", _find_card(p))
+    versions = sorted((d for d in p.iterdir() if d.is_dir() and d.name.isdigit() and (d / "saved_model.pb").is_file()),
+                      key=lambda d: int(d.name))
+    if versions:
+        return _load_saved_model(versions[-1], _find_card(p))
+    raise ModelError(f"{p}: holds no model (expected model.keras or <version>/saved_model.pb)")

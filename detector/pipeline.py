@@ -1,0 +1,208 @@
+"""One scan: file -> sampled frames -> face tracks -> probabilities -> verdict (+ Grad-CAM). No files are written here.
+
+Each stage is its own module and hands plain data to the next; this module only wires them, so a batch runner or a
+web worker can reuse the same function.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import aggregate, config, video
+from .errors import DetectorError
+from .faces import FaceDetector, FaceTrack, FaceTracker, Observation, crop_face
+from .model import Detector
+
+log = logging.getLogger(__name__)
+
+#: File name endings the folder scan picks up (content is still probed; the name only filters the walk).
+MEDIA_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
+                  ".mts", ".gif", ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+@dataclass
+class ScanOptions:
+    """Everything a user can tune about one scan; defaults live in :mod:`detector.config`."""
+
+    frames: int = config.FRAMES_PER_VIDEO
+    fps: float | None = None
+    threshold: float | None = None
+    max_faces: int = config.MAX_FACES
+    min_face: int = config.MIN_FACE_SIZE
+    margin: float = config.CROP_MARGIN
+    batch_size: int = config.BATCH_SIZE
+    aggregation: str = "mean"
+    gradcam: bool = True
+    cam_method: str = "gradcam++"
+    gradcam_frames: int = config.GRADCAM_FRAMES
+
+
+@dataclass
+class Explanation:
+    """A Grad-CAM heatmap for one face observation."""
+
+    track_id: int
+    frame_index: int
+    time: float
+    probability: float
+    crop: np.ndarray
+    heatmap: np.ndarray
+
+
+@dataclass
+class ScanResult:
+    """Everything known about one scanned input; :mod:`detector.report` turns it into files."""
+
+    path: str
+    name: str
+    verdict: str
+    score: float | None = None
+    threshold: float = config.DEFAULT_THRESHOLD
+    info: video.VideoInfo | None = None
+    frames: list[dict] = field(default_factory=list)
+    tracks: list[FaceTrack] = field(default_factory=list)
+    track_scores: list[float] = field(default_factory=list)
+    explanations: list[Explanation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: dict = field(default_factory=dict)
+
+
+def find_media(root: Path) -> list[Path]:
+    """Media files under a folder, recursively, in a stable order (hidden files and folders skipped)."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in MEDIA_SUFFIXES:
+            found.append(path)
+    return found
+
+
+def result_name(path: Path, root: Path | None) -> str:
+    """A unique, filesystem-safe folder name for an input: its path relative to the scanned folder, '/' -> '__'."""
+    rel = path.relative_to(root) if root is not None and root in path.parents else Path(path.name)
+    safe = "__".join(rel.parts)
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in safe) or "input"
+
+
+class Scanner:
+    """Holds the loaded model and face detector so a batch pays their start-up cost once."""
+
+    def __init__(self, detector: Detector, options: ScanOptions | None = None,
+                 face_detector: FaceDetector | None = None):
+        self.detector = detector
+        self.options = options or ScanOptions()
+        self.faces = face_detector or FaceDetector(min_face=self.options.min_face)
+        self._explainer = None
+
+    @property
+    def threshold(self) -> float:
+        return self.options.threshold if self.options.threshold is not None else self.detector.card.threshold
+
+    def scan(self, path: str | Path, name: str | None = None,
+             progress: Callable[[int, int], None] | None = None) -> ScanResult:
+        """Scan one file; input problems come back as a result with verdict ``error``, never as an exception."""
+        path = Path(path)
+        result = ScanResult(path=str(path), name=name or result_name(path, None), verdict="error",
+                            threshold=self.threshold)
+        try:
+            self._scan(path, result, progress)
+        except DetectorError as exc:
+            result.verdict, result.error = "error", str(exc)
+        except Exception as exc:  # a bug or a library failure on one file must not lose the rest of a batch
+            log.exception("unexpected failure on %s", path)
+            result.verdict, result.error = "error", f"{path}: internal error ({type(exc).__name__}: {exc})"
+        return result
+
+    def _scan(self, path: Path, result: ScanResult, progress) -> None:
+        opts = self.options
+        t0 = time.perf_counter()
+        info = video.probe(path)
+        result.info = info
+        frames_arg = None if opts.fps else opts.frames
+        requested = len(video.sample_indices(info, frames_arg, opts.fps))
+        tracker = FaceTracker()
+        decoded, last_time = 0, 0.0
+        t_decode = t_faces = 0.0
+        frame_iter = video.iter_frames(info, frames_arg, opts.fps)
+        while True:
+            t = time.perf_counter()
+            frame = next(frame_iter, None)
+            t_decode += time.perf_counter() - t
+            if frame is None:
+                break
+            decoded += 1
+            last_time = frame.time
+            t = time.perf_counter()
+            detections = self.faces.detect(frame.image)
+            observations = []
+            for det in detections:
+                crop = crop_face(frame.image, det.box, det.keypoints, opts.margin, self.detector.image_size)
+                # report boxes in displayed-video pixels even when a huge video was decoded downscaled
+                det.box = det.box / frame.scale
+                det.keypoints = det.keypoints / frame.scale
+                observations.append(Observation(frame.index, frame.time, det, crop.image, crop.keypoints))
+            tracker.update(observations)
+            t_faces += time.perf_counter() - t
+            result.frames.append({"index": frame.index, "time": frame.time, "faces": len(detections)})
+            if progress:
+                progress(decoded, requested)
+        result.warnings += video.check_complete(info, requested, decoded, last_time)
+        result.tracks = tracker.result(opts.max_faces)
+
+        t = time.perf_counter()
+        observations = [obs for track in result.tracks for obs in track.observations]
+        if observations:
+            probs = self.detector.predict(np.stack([o.crop for o in observations]), opts.batch_size)
+            for obs, p in zip(observations, probs):
+                obs.probability = float(p)
+        t_model = time.perf_counter() - t
+        result.track_scores = [aggregate.pool([o.probability for o in tr.observations], opts.aggregation)
+                               for tr in result.tracks]
+        result.score = aggregate.video_score(result.track_scores)
+        result.verdict = aggregate.verdict(result.score, self.threshold)
+        self._fill_frame_probabilities(result)
+
+        t = time.perf_counter()
+        if opts.gradcam and observations:
+            result.explanations = self._explain(result)
+        t_cam = time.perf_counter() - t
+        if not self.detector.card.trained:
+            result.warnings.append("the model is untrained: this verdict is provisional and carries no information")
+        result.seconds = {"decode": round(t_decode, 3), "faces": round(t_faces, 3), "model": round(t_model, 3),
+                          "gradcam": round(t_cam, 3), "total": round(time.perf_counter() - t0, 3)}
+
+    @staticmethod
+    def _fill_frame_probabilities(result: ScanResult) -> None:
+        """Per sampled frame: the highest fake probability among its faces (the timeline plots this)."""
+        best: dict[int, float] = {}
+        for track in result.tracks:
+            for obs in track.observations:
+                best[obs.frame_index] = max(best.get(obs.frame_index, 0.0), obs.probability)
+        for frame in result.frames:
+            frame["max_probability"] = best.get(frame["index"])
+
+    def _explain(self, result: ScanResult) -> list[Explanation]:
+        """Grad-CAM for the most suspicious observations (ties broken by time), at most ``gradcam_frames``."""
+        model = self.detector.keras_model
+        if model is None:
+            result.warnings.append("Grad-CAM skipped: the model was loaded from a SavedModel without model.keras")
+            return []
+        if self._explainer is None:
+            from .explain import make_explainer
+
+            self._explainer = make_explainer(self.options.cam_method, model)
+        ranked = sorted(((obs.probability, track.track_id, obs) for track in result.tracks
+                         for obs in track.observations), key=lambda item: (-item[0], item[2].frame_index))
+        chosen = ranked[: self.options.gradcam_frames]
+        maps = self._explainer.heatmaps(np.stack([obs.crop for _, _, obs in chosen]))
+        return [Explanation(track_id=tid, frame_index=obs.frame_index, time=obs.time, probability=prob,
+                            crop=obs.crop, heatmap=heat) for (prob, tid, obs), heat in zip(chosen, maps)]

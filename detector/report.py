@@ -1,0 +1,232 @@
+"""Reporting: result.json, Grad-CAM PNGs, a timeline plot, a self-contained report.html and the batch summary.
+
+Machine-readable first (JSON/CSV with a stable schema), human-friendly second (PNG and one HTML page with every image
+embedded, so it can be mailed or archived as a single file).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import html
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .explain import montage, overlay
+from .faces import KEYPOINT_NAMES
+from .model import ModelCard
+from .pipeline import ScanResult
+
+SCHEMA_VERSION = 1
+SUMMARY_FIELDS = ("input", "name", "verdict", "fake_probability", "threshold", "faces", "frames_sampled",
+                  "duration_s", "resolution", "seconds", "provisional", "error")
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def result_to_dict(result: ScanResult, card: ModelCard, model_source: str = "") -> dict:
+    """The result.json document (schema version 1)."""
+    tracks = []
+    for track, score in zip(result.tracks, result.track_scores):
+        tracks.append({
+            "track_id": track.track_id,
+            "fake_probability": _r(score),
+            "frames": [{
+                "frame_index": obs.frame_index,
+                "time": obs.time,
+                "box": [round(float(v), 1) for v in obs.detection.box],
+                "confidence": _r(obs.detection.confidence),
+                "landmarks": {name: [round(float(x), 1), round(float(y), 1)]
+                              for name, (x, y) in zip(KEYPOINT_NAMES, obs.detection.keypoints)},
+                "fake_probability": _r(obs.probability),
+            } for obs in track.observations],
+        })
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "input": result.path,
+        "name": result.name,
+        "verdict": result.verdict,
+        "fake_probability": _r(result.score),
+        "threshold": _r(result.threshold),
+        "provisional": not card.trained,
+        "model": {"name": card.name, "version": card.version, "backbone": card.backbone, "trained": card.trained,
+                  "threshold_source": card.threshold_source, "source": model_source},
+        "video": result.info.to_dict() if result.info else None,
+        "frames_sampled": len(result.frames),
+        "frames": [{**f, "max_probability": _r(f.get("max_probability"))} for f in result.frames],
+        "tracks": tracks,
+        "gradcam": [{"track_id": e.track_id, "frame_index": e.frame_index, "time": e.time,
+                     "fake_probability": _r(e.probability), "overlay": _cam_name(e.track_id, e.frame_index)}
+                    for e in result.explanations],
+        "warnings": result.warnings,
+        "error": result.error,
+        "timing_seconds": result.seconds,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _cam_name(track_id: int, frame_index: int) -> str:
+    return f"gradcam/track{track_id}_frame{frame_index:06d}.png"
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+
+
+def _png_b64(rgb: np.ndarray) -> str:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return base64.b64encode(buf.tobytes()).decode("ascii") if ok else ""
+
+
+def timeline_png(result: ScanResult, threshold: float) -> bytes | None:
+    """Per-frame fake probability of every track over time, with the threshold line (matplotlib, PNG bytes)."""
+    if not result.tracks:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3), dpi=100)
+    is_image = result.info is not None and result.info.is_image
+    for track, score in zip(result.tracks, result.track_scores):
+        xs = [o.frame_index if is_image else o.time for o in track.observations]
+        ys = [o.probability for o in track.observations]
+        ax.plot(xs, ys, marker="o", ms=3, label=f"face {track.track_id} (score {score:.2f})")
+    ax.axhline(threshold, color="red", ls="--", lw=1, label=f"threshold {threshold:.2f}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("frame" if is_image else "time (s)")
+    ax.set_ylabel("fake probability")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_result(result: ScanResult, out_dir: Path, card: ModelCard, model_source: str = "") -> dict:
+    """Write everything for one input under ``out_dir/<name>/`` and return the result.json document."""
+    folder = out_dir / result.name
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = result_to_dict(result, card, model_source)
+    cams = []
+    for exp in result.explanations:
+        image = overlay(exp.crop, exp.heatmap)
+        _write_png(folder / _cam_name(exp.track_id, exp.frame_index), image)
+        cams.append((exp, image))
+    if cams:
+        sheet = montage([np.concatenate([e.crop, img], axis=1) for e, img in cams], columns=2)
+        _write_png(folder / "gradcam" / "montage.png", sheet)
+        doc["gradcam_montage"] = "gradcam/montage.png"
+    plot = timeline_png(result, result.threshold)
+    if plot:
+        (folder / "timeline.png").write_bytes(plot)
+        doc["timeline"] = "timeline.png"
+    (folder / "result.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (folder / "report.html").write_text(render_html(doc, result, plot, cams))
+    return doc
+
+
+def _verdict_colour(verdict: str) -> str:
+    return {"fake": "#c62828", "real": "#2e7d32", "no_face": "#616161"}.get(verdict, "#e65100")
+
+
+def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -> str:
+    """A self-contained page (images inlined as data URIs) with verdict, timeline, faces, heatmaps and facts."""
+    e = html.escape
+    score = doc["fake_probability"]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(doc['name'])}: {e(doc['verdict'])}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+        ".verdict{font-size:2em;font-weight:700}.warn{background:#fff3e0;border-left:4px solid #e65100;"
+        "padding:.5em 1em;margin:.5em 0}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;"
+        "text-align:left}.faces img{width:112px;height:112px;margin:2px}.cams img{width:224px;margin:4px}"
+        "figure{display:inline-block;margin:4px}figcaption{font-size:.8em}</style></head><body>",
+        f"<h1>{e(doc['name'])}</h1>",
+        f"<div class='verdict' style='color:{_verdict_colour(doc['verdict'])}'>{e(doc['verdict'].upper())}</div>",
+    ]
+    if score is not None:
+        parts.append(f"<p>Fake probability <b>{score:.3f}</b> (threshold {doc['threshold']:.3f}; the video's score "
+                     "is its most suspicious face track's score).</p>")
+    if doc["error"]:
+        parts.append(f"<p class='warn'>{e(doc['error'])}</p>")
+    for warning in doc["warnings"]:
+        parts.append(f"<p class='warn'>{e(warning)}</p>")
+    if plot:
+        parts.append("<h2>Timeline</h2>")
+        parts.append(f"<img alt='per-frame fake probability' src='data:image/png;base64,"
+                     f"{base64.b64encode(plot).decode('ascii')}'>")
+    if result.tracks:
+        parts.append("<h2>Faces</h2>")
+        for track, tscore in zip(result.tracks, result.track_scores):
+            parts.append(f"<h3>Face {track.track_id}: score {tscore:.3f} over {len(track.observations)} frames</h3>"
+                         "<div class='faces'>")
+            for obs in track.observations[:16]:
+                parts.append(f"<img title='t={obs.time}s p={obs.probability:.3f}' "
+                             f"src='data:image/png;base64,{_png_b64(obs.crop)}'>")
+            parts.append("</div>")
+    if cams:
+        parts.append("<h2>Where the model looked (Grad-CAM)</h2><div class='cams'>")
+        for exp, image in cams:
+            parts.append(f"<figure><img src='data:image/png;base64,{_png_b64(image)}'><figcaption>face "
+                         f"{exp.track_id}, t={exp.time}s, p={exp.probability:.3f}</figcaption></figure>")
+        parts.append("</div>")
+    if doc["video"]:
+        parts.append("<h2>Input</h2><table>")
+        for key, value in doc["video"].items():
+            parts.append(f"<tr><th>{e(key)}</th><td>{e(str(value))}</td></tr>")
+        parts.append(f"<tr><th>frames sampled</th><td>{doc['frames_sampled']}</td></tr></table>")
+    model = doc["model"]
+    parts.append(f"<h2>Model</h2><p>{e(model['name'])} v{model['version']} ({e(model['backbone'])}), "
+                 f"{'trained' if model['trained'] else '<b>untrained: verdicts are provisional</b>'}; "
+                 f"threshold from {e(model['threshold_source'])}.</p>")
+    parts.append(f"<p><small>Generated {e(doc['created'])}.</small></p></body></html>")
+    return "\n".join(parts)
+
+
+def summary_row(doc: dict) -> dict:
+    info = doc.get("video") or {}
+    return {
+        "input": doc["input"], "name": doc["name"], "verdict": doc["verdict"],
+        "fake_probability": doc["fake_probability"], "threshold": doc["threshold"],
+        "faces": len(doc["tracks"]), "frames_sampled": doc["frames_sampled"],
+        "duration_s": info.get("duration"),
+        "resolution": f"{info['width']}x{info['height']}" if info else None,
+        "seconds": (doc.get("timing_seconds") or {}).get("total"),
+        "provisional": doc["provisional"], "error": doc["error"],
+    }
+
+
+def write_summary(rows: list[dict], out_dir: Path) -> Path:
+    """``summary.csv`` over all inputs of a run."""
+    path = out_dir / "summary.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k) for k in SUMMARY_FIELDS})
+    return path
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain-text table for the terminal."""
+    headers = ("name", "verdict", "fake_prob", "faces", "note")
+    lines = [[r["name"], r["verdict"], "" if r["fake_probability"] is None else f"{r['fake_probability']:.3f}",
+              str(r["faces"]), (r["error"] or "")[:70]] for r in rows]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*line) for line in lines]
+    return "\n".join(out)

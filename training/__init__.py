@@ -1,0 +1,1 @@
+"""Retraining: turn labelled media into face crops, train, evaluate and export the detector."""
