@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         from detector.model import load_detector
         from detector.pipeline import ScanOptions
 
+        if args.evaluate is None:
+            batch.list_inputs(args.input)
+            batch.prepare_output(args.output)
         detector = load_detector(args.model)
         if args.evaluate is not None:
             from training.evaluate import evaluate_manifest

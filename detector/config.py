@@ -35,5 +35,5 @@ MODEL_NAME = "deepfake"
 SAVED_MODEL_ROOT = PROJECT_ROOT / "saved_model"
 DEFAULT_MODEL_DIR = SAVED_MODEL_ROOT / MODEL_NAME
 
-#: Video container/codec facts beyond this many pixels are refused as "huge" (16K x 16K).
-MAX_PIXELS = 16384 * 16384
+#: Frames larger than this many pixels (100 MP, beyond 8K video) are refused as too large to decode safely.
+MAX_PIXELS = 100_000_000

@@ -21,8 +21,9 @@ from .model import Detector
 
 log = logging.getLogger(__name__)
 
-#: File name endings the folder scan picks up (content is still probed; the name only filters the walk).
-MEDIA_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
+#: File name endings the folder scan picks up (content is still probed; the name only filters the walk). Audio
+#: endings are included so an audio file dropped among videos is reported as an error row rather than ignored.
+MEDIA_SUFFIXES = (".m4a", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
                   ".mts", ".gif", ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -93,6 +94,56 @@ def result_name(path: Path, root: Path | None) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in safe) or "input"
 
 
+@dataclass
+class ExtractedFaces:
+    """Stage 1+2 output for one file: video facts, the sampled frames' summaries and the face tracks with crops."""
+
+    info: video.VideoInfo
+    frames: list[dict]
+    tracks: list[FaceTrack]
+    warnings: list[str]
+    seconds: dict
+
+
+def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | None = config.FRAMES_PER_VIDEO,
+                  fps: float | None = None, margin: float = config.CROP_MARGIN, size: int = config.IMAGE_SIZE,
+                  max_faces: int = config.MAX_FACES,
+                  progress: Callable[[int, int], None] | None = None) -> ExtractedFaces:
+    """Probe, stream the sampled frames, detect, crop and track faces. Shared by the scanner and training data prep,
+    so a model is trained on exactly the crops it will see. Raises :class:`InputError` for unusable files."""
+    info = video.probe(path)
+    frames_arg = None if fps else frames
+    requested = len(video.sample_indices(info, frames_arg, fps))
+    tracker = FaceTracker()
+    summaries: list[dict] = []
+    last_time, t_decode, t_faces = 0.0, 0.0, 0.0
+    frame_iter = video.iter_frames(info, frames_arg, fps)
+    while True:
+        t = time.perf_counter()
+        frame = next(frame_iter, None)
+        t_decode += time.perf_counter() - t
+        if frame is None:
+            break
+        last_time = frame.time
+        t = time.perf_counter()
+        detections = face_detector.detect(frame.image)
+        observations = []
+        for det in detections:
+            crop = crop_face(frame.image, det.box, det.keypoints, margin, size)
+            # report boxes in displayed-video pixels even when a huge video was decoded downscaled
+            det.box = det.box / frame.scale
+            det.keypoints = det.keypoints / frame.scale
+            observations.append(Observation(frame.index, frame.time, det, crop.image, crop.keypoints))
+        tracker.update(observations)
+        t_faces += time.perf_counter() - t
+        summaries.append({"index": frame.index, "time": frame.time, "faces": len(detections)})
+        if progress:
+            progress(len(summaries), requested)
+    warnings = video.check_complete(info, requested, len(summaries), last_time)
+    return ExtractedFaces(info=info, frames=summaries, tracks=tracker.result(max_faces), warnings=warnings,
+                          seconds={"decode": t_decode, "faces": t_faces})
+
+
 class Scanner:
     """Holds the loaded model and face detector so a batch pays their start-up cost once."""
 
@@ -125,38 +176,11 @@ class Scanner:
     def _scan(self, path: Path, result: ScanResult, progress) -> None:
         opts = self.options
         t0 = time.perf_counter()
-        info = video.probe(path)
-        result.info = info
-        frames_arg = None if opts.fps else opts.frames
-        requested = len(video.sample_indices(info, frames_arg, opts.fps))
-        tracker = FaceTracker()
-        decoded, last_time = 0, 0.0
-        t_decode = t_faces = 0.0
-        frame_iter = video.iter_frames(info, frames_arg, opts.fps)
-        while True:
-            t = time.perf_counter()
-            frame = next(frame_iter, None)
-            t_decode += time.perf_counter() - t
-            if frame is None:
-                break
-            decoded += 1
-            last_time = frame.time
-            t = time.perf_counter()
-            detections = self.faces.detect(frame.image)
-            observations = []
-            for det in detections:
-                crop = crop_face(frame.image, det.box, det.keypoints, opts.margin, self.detector.image_size)
-                # report boxes in displayed-video pixels even when a huge video was decoded downscaled
-                det.box = det.box / frame.scale
-                det.keypoints = det.keypoints / frame.scale
-                observations.append(Observation(frame.index, frame.time, det, crop.image, crop.keypoints))
-            tracker.update(observations)
-            t_faces += time.perf_counter() - t
-            result.frames.append({"index": frame.index, "time": frame.time, "faces": len(detections)})
-            if progress:
-                progress(decoded, requested)
-        result.warnings += video.check_complete(info, requested, decoded, last_time)
-        result.tracks = tracker.result(opts.max_faces)
+        faces = extract_faces(path, self.faces, opts.frames, opts.fps, opts.margin, self.detector.image_size,
+                              opts.max_faces, progress)
+        result.info, result.frames, result.tracks = faces.info, faces.frames, faces.tracks
+        result.warnings += faces.warnings
+        t_decode, t_faces = faces.seconds["decode"], faces.seconds["faces"]
 
         t = time.perf_counter()
         observations = [obs for track in result.tracks for obs in track.observations]

@@ -203,7 +203,9 @@ def _sampling(info: VideoInfo, frames: int | None, fps: float | None) -> tuple[f
         if n <= 0:
             raise ValueError("--frames must be positive")
         step = max(total / n, 1.0)
-    offset = (step - 1.0) / 2.0 + 1e-6
+    # nudged down, not up: ceil() of an exact integer must stay put, or frame 0 is never sampled (a one-frame
+    # video decodes nothing); the nudge keeps Python and ffmpeg's select filter agreeing on float ties
+    offset = (step - 1.0) / 2.0 - 1e-6
     count = max(1, int(math.floor((total - 1 - offset) / step)) + 1)
     return step, offset, count
 

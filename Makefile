@@ -1,0 +1,42 @@
+# Deepfake video detector: set-up, demo and tests from a clean clone.
+# Needs python3 (3.11) with venv support and ffmpeg on PATH (apt-get install ffmpeg python3-venv).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# pip runs again only when a requirements file changes
+STAMP := $(VENV)/.installed
+DEMO_DIR := demo
+DEMO_OUT := results/demo
+
+.PHONY: help venv demo test test-fast check-ffmpeg
+
+help:
+	@echo "make venv       create $(VENV) and install requirements.txt + requirements-nodeps.txt"
+	@echo "make demo       generate demo media in $(DEMO_DIR)/ and scan it into $(DEMO_OUT)/"
+	@echo "make test       the whole test suite (unit + end-to-end)"
+	@echo "make test-fast  unit tests only (-m 'not e2e')"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-nodeps.txt
+	@$(PYTHON) -m venv $(VENV) || { \
+		echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	@touch $@
+
+check-ffmpeg:
+	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || { \
+		echo "error: ffmpeg/ffprobe not found on PATH; install it: sudo apt-get install ffmpeg" >&2; exit 1; }
+
+demo: venv check-ffmpeg
+	$(PY) -m detector.demo $(DEMO_DIR)
+	$(PY) app.py --input $(DEMO_DIR) --output $(DEMO_OUT) --quiet
+	@for report in $(DEMO_OUT)/*/report.html; do echo "report: $$report"; done
+
+test: venv check-ffmpeg
+	$(PY) -m pytest -q
+
+test-fast: venv check-ffmpeg
+	$(PY) -m pytest -q -m "not e2e"

@@ -1,0 +1,81 @@
+"""A small registry of image backbones, each one clear interface (timm-style).
+
+A backbone is a function that takes an already *preprocessed* float image tensor and returns a 4-D feature map.
+It is built into the caller's graph (not nested as a sub-model) so Grad-CAM can reach its last convolution.
+Each entry also names the input scaling it expects; :mod:`detector.preprocessing` implements those scalings so the
+task model carries its own preprocessing and takes plain uint8 face crops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+
+#: Builder signature: (preprocessed input tensor, weights) -> feature map tensor. ``weights`` is ``None``
+#: (random init), ``"imagenet"`` (the entry's ImageNet weights, offline where a package ships them) or a file path.
+BuilderFn = Callable[[keras.KerasTensor, "str | None"], keras.KerasTensor]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What the registry knows about one backbone family member."""
+
+    name: str
+    build: BuilderFn
+    #: One of :data:`detector.preprocessing.MODES`.
+    preprocessing: str
+    #: Where ``weights="imagenet"`` comes from, for the model card and error messages.
+    imagenet_source: str
+    #: Whether ImageNet weights load without a network.
+    imagenet_offline: bool
+    description: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register(spec: BackboneSpec) -> BackboneSpec:
+    """Add a backbone to the registry (names are unique)."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"backbone {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> BackboneSpec:
+    """Look a backbone up by name, with the list of known names in the error."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(available())}") from None
+
+
+def available() -> list[str]:
+    """Names of all registered backbones."""
+    return sorted(_REGISTRY)
+
+
+def _efficientnetv2_b0(x: keras.KerasTensor, weights: str | None) -> keras.KerasTensor:
+    """Keras' EfficientNetV2-B0; ImageNet weights need a network (keras downloads them)."""
+    net = keras.applications.EfficientNetV2B0(
+        include_top=False,
+        weights=weights,
+        input_tensor=x,
+        include_preprocessing=False,
+    )
+    return net.output
+
+
+register(
+    BackboneSpec(
+        name="efficientnetv2-b0",
+        build=_efficientnetv2_b0,
+        preprocessing="minus1_1",
+        imagenet_source="keras.applications download (needs a network)",
+        imagenet_offline=False,
+        description="EfficientNetV2-B0 (the design card's model), 5.9M parameters",
+    )
+)

@@ -1,0 +1,226 @@
+"""Checks for detector.model: the task network, export in TF Serving layout, every way of loading it back, the card.
+
+Building and exporting EfficientNetV2-B0 takes tens of seconds on a small CPU, so one network is built and exported
+per module and every test reads from that.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from skimage import data
+
+from detector import config
+from detector import model as model_mod
+from detector.errors import ModelError
+from detector.model import Detector, ModelCard, build_classifier, export_model, load_detector
+
+SIZE = config.IMAGE_SIZE
+
+
+@dataclass
+class Exported:
+    model: keras.Model
+    root: Path
+    card: ModelCard
+    faces: np.ndarray
+    reference: np.ndarray
+
+
+def sample_faces() -> np.ndarray:
+    """Five different real pictures at the model's input size (uint8)."""
+    astro = data.astronaut()
+    pictures = [astro[40:200, 150:300], astro, data.coffee(), data.chelsea(), data.rocket()]
+    return np.stack([cv2.resize(p, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for p in pictures])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    """The network, exported once, and its in-memory probabilities on the sample faces.
+
+    A freshly initialised head scores every input 0.5 +- 1e-4, which would make any "same probabilities" check
+    pass by accident, so the head's kernel is scaled up (and centred) until different pictures get clearly
+    different scores.
+    """
+    keras.utils.set_random_seed(0)
+    net = build_classifier()
+    faces = sample_faces()
+    head = net.get_layer(model_mod.OUTPUT_NAME)
+    kernel, _ = head.get_weights()
+    pooled = keras.Model(net.input, net.get_layer("pool").output)(faces.astype("float32"))
+    logits = np.asarray(pooled) @ kernel * 3000.0
+    head.set_weights([kernel * 3000.0, -logits.mean(axis=0)])
+    card = ModelCard(version=2, trained=True, threshold=0.42, threshold_source="test: EER on nothing",
+                     metrics={"roc_auc": 0.5}, training={"epochs": 0})
+    root = export_model(net, card, tmp_path_factory.mktemp("models") / "deepfake")
+    reference = Detector(card, keras_model=net).predict(faces)
+    return Exported(model=net, root=root, card=card, faces=faces, reference=reference)
+
+
+@pytest.fixture(scope="module")
+def saved(exported: Exported) -> Any:
+    """The exported SavedModel loaded as TF Serving would load it (plain TensorFlow, no Keras objects)."""
+    return tf.saved_model.load(str(exported.root / "2"))
+
+
+def jpeg(image: np.ndarray, quality: int = 95) -> bytes:
+    """What a browser or phone upload sends: lossy, so scores may move a little."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def png(image: np.ndarray) -> bytes:
+    """Lossless bytes: isolates in-graph decoding from JPEG loss."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_network_is_flat_and_takes_face_crops(exported: Exported) -> None:
+    net = exported.model
+    assert net.input_shape == (None, SIZE, SIZE, 3)
+    assert net.output_shape == (None, 1)
+    # tf-keras-vis cannot reach the last convolution of a nested sub-model, so Grad-CAM needs a flat graph
+    assert not any(isinstance(layer, keras.Model) for layer in net.layers)
+    assert any(isinstance(layer, keras.layers.Conv2D) for layer in net.layers)
+
+
+def test_predict_gives_one_probability_per_face(exported: Exported) -> None:
+    probs = exported.reference
+    assert probs.shape == (len(exported.faces),) and probs.dtype == np.float32
+    assert np.all((probs >= 0) & (probs <= 1))
+    assert probs.max() - probs.min() > 0.1  # different pictures, different scores
+    detector = Detector(exported.card, keras_model=exported.model)
+    np.testing.assert_allclose(detector.predict(exported.faces, batch_size=2), probs, atol=1e-5)
+    np.testing.assert_allclose(detector.predict(exported.faces[::-1]), probs[::-1], atol=1e-5)
+    assert detector.predict(np.zeros((0, SIZE, SIZE, 3), np.uint8)).shape == (0,)
+    with pytest.raises(ValueError, match="expected crops of shape"):
+        detector.predict(np.zeros((2, 100, 100, 3), np.uint8))
+
+
+def test_export_writes_tf_serving_layout(exported: Exported) -> None:
+    root = exported.root
+    assert (root / "2" / "saved_model.pb").is_file()
+    assert (root / "2" / "variables").is_dir()
+    assert (root / "model.keras").is_file()
+    assert json.loads((root / "card.json").read_text())["threshold"] == 0.42
+
+
+@pytest.mark.parametrize("kind", ["root", "version", "keras_file"])
+def test_every_path_kind_loads_the_same_model(exported: Exported, kind: str) -> None:
+    path = {"root": exported.root, "version": exported.root / "2", "keras_file": exported.root / "model.keras"}[kind]
+    detector = load_detector(path)
+    np.testing.assert_allclose(detector.predict(exported.faces), exported.reference, atol=1e-5)
+    assert detector.card == exported.card
+    assert detector.card.trained and detector.card.threshold == 0.42
+    # Grad-CAM needs the Keras model; the bare SavedModel folder only gives the serving signature
+    assert (detector.keras_model is None) == (kind == "version")
+
+
+def test_both_signatures_are_exported(saved: Any) -> None:
+    assert {"serving_default", "serving_jpeg"} <= set(saved.signatures)
+    default_in = saved.signatures["serving_default"].structured_input_signature[1]
+    jpeg_in = saved.signatures["serving_jpeg"].structured_input_signature[1]
+    assert default_in[model_mod.INPUT_NAME].dtype == tf.uint8
+    assert default_in[model_mod.INPUT_NAME].shape.as_list() == [None, SIZE, SIZE, 3]
+    assert jpeg_in[model_mod.JPEG_INPUT_NAME].dtype == tf.string
+    assert list(saved.signatures["serving_default"].structured_outputs) == [model_mod.OUTPUT_NAME]
+
+
+def test_serving_jpeg_agrees_with_serving_default(exported: Exported, saved: Any) -> None:
+    serve_jpeg = saved.signatures["serving_jpeg"]
+    default = saved.signatures["serving_default"](faces=tf.constant(exported.faces))
+    default = default[model_mod.OUTPUT_NAME].numpy()
+    np.testing.assert_allclose(default, exported.reference, atol=1e-5)
+
+    lossless = serve_jpeg(image_bytes=tf.constant([png(f) for f in exported.faces]))[model_mod.OUTPUT_NAME].numpy()
+    np.testing.assert_allclose(lossless, default, atol=1e-5)  # decoding in the graph changes nothing by itself
+    lossy = serve_jpeg(image_bytes=tf.constant([jpeg(f) for f in exported.faces]))[model_mod.OUTPUT_NAME].numpy()
+    assert np.abs(lossy - default).max() < 0.03
+    # a bigger upload is resized in the graph and still scores like the crop it shows
+    bigger = [jpeg(cv2.resize(f, (2 * SIZE, 2 * SIZE), interpolation=cv2.INTER_CUBIC)) for f in exported.faces]
+    resized = serve_jpeg(image_bytes=tf.constant(bigger))[model_mod.OUTPUT_NAME].numpy()
+    assert resized.shape == default.shape and np.abs(resized - default).max() < 0.05
+
+
+def test_newest_version_folder_is_loaded(exported: Exported, tmp_path: Path) -> None:
+    """Versions compare as numbers (10 > 9), as TF Serving does."""
+    for version in ("9", "10"):
+        (tmp_path / version).symlink_to(exported.root / "2", target_is_directory=True)
+    detector = load_detector(tmp_path)
+    assert Path(detector.source).name == "10"
+    # no card beside a bare SavedModel: the card says so and the input size comes from the signature
+    assert detector.card.backbone == "unknown" and detector.card.image_size == SIZE
+    np.testing.assert_allclose(detector.predict(exported.faces), exported.reference, atol=1e-5)
+
+
+def test_model_card_round_trip(tmp_path: Path) -> None:
+    card = ModelCard(version=7, trained=True, threshold=0.61, threshold_source="val EER",
+                     training={"epochs": 3, "datasets": ["lfw"]}, metrics={"auc": 0.9})
+    card.save(tmp_path / "card.json")
+    assert ModelCard.load(tmp_path / "card.json") == card
+    assert ModelCard.from_dict({**card.to_dict(), "added_later": 1}) == card  # newer cards still load
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable model card"):
+        ModelCard.load(tmp_path / "bad.json")
+
+
+def test_default_model_is_untrained_when_none_is_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "DEFAULT_MODEL_DIR", tmp_path / "not_installed")
+    detector = load_detector(None)
+    assert detector.card.trained is False
+    assert "untrained" in detector.source
+    assert detector.keras_model is not None
+    probs = detector.predict(sample_faces()[:2])
+    assert probs.shape == (2,) and np.all((probs >= 0) & (probs <= 1))
+
+
+def test_default_model_is_the_installed_one(exported: Exported, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "DEFAULT_MODEL_DIR", exported.root)
+    detector = load_detector(None)
+    assert detector.card.trained and detector.source.endswith("model.keras")
+
+
+def _bad_model(tmp: Path, kind: str) -> Path:
+    """Lay out one kind of broken model under ``tmp`` and return the path a user would pass."""
+    if kind == "missing":
+        return tmp / "nothing_here"
+    if kind == "not_keras_suffix":
+        (tmp / "weights.h5").write_bytes(b"\x00" * 64)
+        return tmp / "weights.h5"
+    if kind == "empty_folder":
+        (tmp / "empty").mkdir()
+        return tmp / "empty"
+    if kind == "garbage_keras":
+        (tmp / "model.keras").write_text("not a zip archive")
+        return tmp / "model.keras"
+    if kind == "garbage_saved_model":
+        (tmp / "1").mkdir()
+        (tmp / "1" / "saved_model.pb").write_bytes(b"garbage")
+        return tmp / "1"
+    if kind == "bad_card":
+        (tmp / "root").mkdir()
+        (tmp / "root" / "model.keras").write_text("x")
+        (tmp / "root" / "card.json").write_text("[")
+        return tmp / "root"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["missing", "not_keras_suffix", "empty_folder", "garbage_keras",
+                                  "garbage_saved_model", "bad_card"])
+def test_bad_model_paths_raise_model_error(tmp_path: Path, kind: str) -> None:
+    path = _bad_model(tmp_path, kind)
+    with pytest.raises(ModelError) as err:
+        load_detector(path)
+    assert str(path.name) in str(err.value)

@@ -1,0 +1,160 @@
+"""Checks for detector.report on hand-made scan results: result.json schema, PNGs, a self-contained report.html,
+summary.csv and the terminal table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.faces import KEYPOINT_NAMES, Detection, FaceTrack, Observation
+from detector.model import ModelCard
+from detector.pipeline import Explanation, ScanResult
+from detector.report import (SCHEMA_VERSION, SUMMARY_FIELDS, format_table, result_to_dict, summary_row,
+                             write_result, write_summary)
+from detector.video import VideoInfo
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _observation(frame: int, probability: float, x: float) -> Observation:
+    """A face at horizontal offset ``x`` with a random crop (distinct per frame, so inlined PNGs differ)."""
+    rng = np.random.default_rng(frame)
+    det = Detection(box=np.array([x, 40.0, x + 100.0, 160.0], np.float32), confidence=0.987654,
+                    keypoints=np.array([[x + 30, 80], [x + 70, 80], [x + 50, 100], [x + 35, 130], [x + 65, 130]],
+                                       np.float32))
+    return Observation(frame_index=frame, time=frame / 25, detection=det,
+                       crop=rng.integers(0, 256, (224, 224, 3), np.uint8), crop_keypoints=np.zeros((5, 2)),
+                       probability=probability)
+
+
+def make_result(name: str = "clip.mp4") -> ScanResult:
+    """A two-face video result as the scanner would produce it, with two Grad-CAM explanations."""
+    info = VideoInfo(path=f"/videos/{name}", width=640, height=360, codec="h264", container="mov,mp4", fps=25.0,
+                     duration=4.0, frame_count=100, rotation=0, is_image=False, has_audio=True)
+    first = FaceTrack(0, [_observation(f, p, 50.0) for f, p in ((12, 0.2), (37, 0.3), (62, 0.25))])
+    second = FaceTrack(1, [_observation(f, p, 400.0) for f, p in ((12, 0.8), (37, 0.9))])
+    heat = np.tile(np.linspace(0, 1, 224, dtype=np.float32), (224, 1))
+    explanations = [Explanation(track_id=1, frame_index=o.frame_index, time=o.time, probability=o.probability,
+                                crop=o.crop, heatmap=heat) for o in second.observations]
+    return ScanResult(
+        path=info.path, name=name, verdict="fake", score=0.85, threshold=0.5, info=info,
+        frames=[{"index": 12, "time": 0.48, "faces": 2, "max_probability": 0.8},
+                {"index": 37, "time": 1.48, "faces": 2, "max_probability": 0.9},
+                {"index": 62, "time": 2.48, "faces": 1, "max_probability": 0.25},
+                {"index": 87, "time": 3.48, "faces": 0, "max_probability": None}],
+        tracks=[first, second], track_scores=[0.25, 0.85], explanations=explanations,
+        warnings=["the model is untrained: <provisional> & carries no information"],
+        seconds={"decode": 0.1, "faces": 1.0, "model": 0.5, "gradcam": 0.7, "total": 2.3})
+
+
+def error_result(name: str = "broken.mp4") -> ScanResult:
+    """What the scanner returns for an unreadable file: no video facts, no tracks, just the message."""
+    return ScanResult(path=f"/videos/{name}", name=name, verdict="error",
+                      error=f"/videos/{name}: not a readable video or image (Invalid data found)")
+
+
+@pytest.fixture()
+def written(tmp_path: Path) -> tuple[dict, Path]:
+    """The two-face result written to disk: the returned document and its folder."""
+    doc = write_result(make_result(), tmp_path, ModelCard(), "untrained (in memory)")
+    return doc, tmp_path / "clip.mp4"
+
+
+def test_result_json_schema(written: tuple[dict, Path]) -> None:
+    doc, folder = written
+    on_disk = json.loads((folder / "result.json").read_text())
+    assert on_disk == doc
+    assert {"schema_version", "input", "name", "verdict", "fake_probability", "threshold", "provisional", "model",
+            "video", "frames_sampled", "frames", "tracks", "gradcam", "warnings", "error", "timing_seconds",
+            "created", "gradcam_montage", "timeline"} <= set(doc)
+    assert doc["schema_version"] == SCHEMA_VERSION
+    assert (doc["verdict"], doc["fake_probability"], doc["threshold"]) == ("fake", 0.85, 0.5)
+    assert doc["provisional"] is True and doc["model"]["trained"] is False
+    assert doc["model"]["source"] == "untrained (in memory)"
+    assert doc["video"]["width"] == 640 and doc["video"]["has_audio"] is True
+    assert doc["frames_sampled"] == 4 and doc["frames"][-1]["max_probability"] is None
+    assert [t["fake_probability"] for t in doc["tracks"]] == [0.25, 0.85]
+    frame = doc["tracks"][1]["frames"][0]
+    assert frame["box"] == [400.0, 40.0, 500.0, 160.0]
+    assert frame["confidence"] == 0.9877
+    assert list(frame["landmarks"]) == list(KEYPOINT_NAMES) and frame["landmarks"]["nose"] == [450.0, 100.0]
+    assert [g["frame_index"] for g in doc["gradcam"]] == [12, 37]
+    assert doc["error"] is None
+
+
+def test_pngs_are_written(written: tuple[dict, Path]) -> None:
+    doc, folder = written
+    for item in doc["gradcam"]:
+        assert (folder / item["overlay"]).read_bytes().startswith(PNG_MAGIC)
+    assert (folder / doc["gradcam_montage"]).read_bytes().startswith(PNG_MAGIC)
+    assert (folder / doc["timeline"]).read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in (folder / "gradcam").iterdir()) == [
+        "montage.png", "track1_frame000012.png", "track1_frame000037.png"]
+
+
+def test_report_html_is_self_contained(written: tuple[dict, Path]) -> None:
+    """The page must open offline and survive being mailed alone: every image is a data URI, nothing is fetched."""
+    _, folder = written
+    page = (folder / "report.html").read_text()
+    references = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", page, flags=re.IGNORECASE)
+    assert references, "the report shows images"
+    assert all(ref.startswith("data:") for ref in references), [r[:40] for r in references if
+                                                                   not r.startswith("data:")]
+    assert not re.search(r"url\(|@import|<link|<script", page, flags=re.IGNORECASE)
+    # 1 timeline + 5 face crops + 2 Grad-CAM overlays
+    assert page.count("data:image/png;base64,") == 8
+    assert "FAKE" in page and "0.850" in page
+    assert "&lt;provisional&gt; &amp;" in page  # text from the input is escaped, not injected as markup
+    assert "untrained" in page
+
+
+def test_error_result_still_gets_json_and_html(tmp_path: Path) -> None:
+    doc = write_result(error_result(), tmp_path, ModelCard())
+    folder = tmp_path / "broken.mp4"
+    assert json.loads((folder / "result.json").read_text())["verdict"] == "error"
+    assert doc["video"] is None and doc["tracks"] == [] and doc["fake_probability"] is None
+    assert "timeline" not in doc and not (folder / "timeline.png").exists()
+    assert "Invalid data found" in (folder / "report.html").read_text()
+
+
+def test_no_face_result(tmp_path: Path) -> None:
+    result = make_result("empty_room.mp4")
+    result.tracks, result.track_scores, result.explanations, result.score = [], [], [], None
+    result.verdict = "no_face"
+    doc = write_result(result, tmp_path, ModelCard(trained=True))
+    assert doc["verdict"] == "no_face" and doc["provisional"] is False and doc["gradcam"] == []
+    assert not (tmp_path / "empty_room.mp4" / "gradcam").exists()
+
+
+def test_summary_csv_has_one_row_per_input(tmp_path: Path) -> None:
+    card = ModelCard()
+    rows = [summary_row(result_to_dict(make_result(), card)), summary_row(result_to_dict(error_result(), card))]
+    path = write_summary(rows, tmp_path)
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == SUMMARY_FIELDS
+        read = list(reader)
+    assert [r["verdict"] for r in read] == ["fake", "error"]
+    good, bad = read
+    assert (good["name"], good["faces"], good["frames_sampled"], good["resolution"]) == ("clip.mp4", "2", "4",
+                                                                                          "640x360")
+    assert good["fake_probability"] == "0.85" and good["provisional"] == "True" and good["error"] == ""
+    assert bad["fake_probability"] == "" and bad["resolution"] == "" and "Invalid data" in bad["error"]
+
+
+def test_table_lists_every_input() -> None:
+    card = ModelCard()
+    long_error = error_result("x" * 200 + ".mp4")
+    rows = [summary_row(result_to_dict(make_result(), card)), summary_row(result_to_dict(long_error, card))]
+    lines = format_table(rows).splitlines()
+    assert lines[0].split() == ["name", "verdict", "fake_prob", "faces", "note"]
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[2].split()[:4] == ["clip.mp4", "fake", "0.850", "2"]
+    assert lines[3].split()[1:3] == ["error", "0"]  # no probability for a failed input
+    assert len(lines[3].split("error", 1)[1]) < 100  # long messages are cut
+    assert len(format_table([]).splitlines()) == 2
