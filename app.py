@@ -46,6 +46,9 @@ def scan_parser() -> argparse.ArgumentParser:
     p.add_argument("--cam", choices=("gradcam", "gradcam++"), default="gradcam++", help="explanation method")
     p.add_argument("--model", type=Path, help="a model folder, SavedModel or .keras file exported by our training "
                                               "(default: saved_model/deepfake)")
+    p.add_argument("--serving-url", metavar="URL",
+                   help="score faces on a TF Serving model server (e.g. http://host:8501/v1/models/deepfake) "
+                        "instead of loading the model in-process")
     p.add_argument("--evaluate", type=Path, metavar="MANIFEST",
                    help="evaluate the model on a labelled manifest (CSV path,label) instead of scanning")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -67,6 +70,20 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             parser.error(f"--{name.replace('_', '-')} must be positive")
 
 
+def open_detector(args: argparse.Namespace):
+    """The in-process model, or a TF Serving client when --serving-url is given (the local card, if any, supplies
+    the threshold, since TF Serving does not serve it)."""
+    from detector.model import ModelCard, load_detector
+
+    if not args.serving_url:
+        return load_detector(args.model)
+    from detector.serving import RestDetector
+
+    card_path = (args.model or config.DEFAULT_MODEL_DIR) / "card.json"
+    card = ModelCard.load(card_path) if card_path.is_file() else None
+    return RestDetector(args.serving_url, card)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = scan_parser()
@@ -75,13 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         from detector import batch, report
-        from detector.model import load_detector
         from detector.pipeline import ScanOptions
 
         if args.evaluate is None:
             batch.list_inputs(args.input)
             batch.prepare_output(args.output)
-        detector = load_detector(args.model)
+        detector = open_detector(args)
         if args.evaluate is not None:
             from training.evaluate import evaluate_manifest
 
