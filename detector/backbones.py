@@ -13,6 +13,8 @@ from typing import Callable
 
 import keras
 
+from . import nets
+
 #: Builder signature: (preprocessed input tensor, weights) -> feature map tensor. ``weights`` is ``None``
 #: (random init), ``"imagenet"`` (the entry's ImageNet weights, offline where a package ships them) or a file path.
 BuilderFn = Callable[[keras.KerasTensor, "str | None"], keras.KerasTensor]
@@ -77,5 +79,32 @@ register(
         imagenet_source="keras.applications download (needs a network)",
         imagenet_offline=False,
         description="EfficientNetV2-B0 (the design card's model), 5.9M parameters",
+    )
+)
+
+
+register(
+    BackboneSpec(
+        name="efficientnet-lite0",
+        build=nets.efficientnet_lite0,
+        preprocessing="minus1_1",
+        imagenet_source=f"PyTorch checkpoint in the {nets.LITE0_WEIGHTS.pip_name} package "
+                        f"({nets.LITE0_WEIGHTS.install_hint}), read without torch",
+        imagenet_offline=True,
+        description="EfficientNet-Lite0 (ReLU6, no squeeze-excite), 4.7M parameters, ImageNet top-1 75.1%",
+        tags=("mobile", "offline-imagenet"),
+    )
+)
+
+register(
+    BackboneSpec(
+        name="mobilenetv2",
+        build=nets.mobilenet_v2,
+        preprocessing="torch_imagenet",
+        imagenet_source=f"torchvision checkpoint in the {nets.MOBILENETV2_WEIGHTS.pip_name} package "
+                        f"({nets.MOBILENETV2_WEIGHTS.install_hint}), read without torch",
+        imagenet_offline=True,
+        description="MobileNetV2 1.0 (torchvision layout), 3.5M parameters, ImageNet top-1 71.9%",
+        tags=("mobile", "offline-imagenet"),
     )
 )
