@@ -1,6 +1,7 @@
 """Deepfake video detector: scan videos and images for manipulated faces.
 
     python app.py --input VIDEO_OR_FOLDER --output RESULTS_DIR
+    python app.py serve --port 8000          # web page and REST API (see detector/server.py)
 
 Thin on purpose: argument parsing and wiring; the work lives in the ``detector`` package.
 """
@@ -27,7 +28,7 @@ def scan_parser() -> argparse.ArgumentParser:
         description="Scan videos or images for deepfaked faces. Writes RESULTS_DIR/<name>/result.json, "
                     "report.html and Grad-CAM heatmaps per input, and RESULTS_DIR/summary.csv.",
         epilog="Exit status: 0 all inputs scanned, 1 some inputs of a folder failed, 2 the input or options are "
-               "unusable.")
+               "unusable. 'app.py serve --help' describes the web page and REST API.")
     p.add_argument("--input", "-i", type=Path, help="a video or image file, or a folder (scanned recursively)")
     p.add_argument("--output", "-o", type=Path, default=Path("results"), help="results folder (default: results)")
     sampling = p.add_mutually_exclusive_group()
@@ -51,6 +52,11 @@ def scan_parser() -> argparse.ArgumentParser:
                         "instead of loading the model in-process")
     p.add_argument("--evaluate", type=Path, metavar="MANIFEST",
                    help="evaluate the model on a labelled manifest (CSV path,label) instead of scanning")
+    p.add_argument("--workers", type=int, default=0,
+                   help="decode and detect faces in N worker processes while the model scores batches across "
+                        "videos (for folders; default 0: everything in this process)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="scan inputs again even when RESULTS_DIR already holds their result.json")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return p
@@ -65,6 +71,8 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--fps must be positive")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error("--threshold must be between 0 and 1")
+    if args.workers < 0:
+        parser.error("--workers must be 0 or more")
     for name in ("max_faces", "min_face", "batch_size"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -84,8 +92,47 @@ def open_detector(args: argparse.Namespace):
     return RestDetector(args.serving_url, card)
 
 
+def serve_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="app.py serve",
+        description="Serve the upload page and the REST API (OpenAPI document at /openapi.json). Scans run one at "
+                    "a time in a background worker; jobs and results are kept under --data-dir.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--data-dir", type=Path, default=Path("results/server"),
+                   help="folder for uploads, job status and results (default results/server)")
+    p.add_argument("--model", type=Path, help="model folder, SavedModel or .keras file (default: saved_model/deepfake)")
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted, in MB (default 200)")
+    p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
+                   help=f"frames sampled per video (default {config.FRAMES_PER_VIDEO})")
+    return p
+
+
+def serve_main(argv: list[str]) -> int:
+    """``app.py serve``: parse, then hand over to :func:`detector.server.serve`."""
+    parser = serve_parser()
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    if args.frames <= 0:
+        parser.error("--frames must be positive")
+    if args.max_upload_mb <= 0:
+        parser.error("--max-upload-mb must be positive")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    from detector.server import ServeConfig, serve
+
+    try:
+        return serve(ServeConfig(host=args.host, port=args.port, data_dir=args.data_dir, model=args.model,
+                                 max_upload_mb=args.max_upload_mb, frames=args.frames))
+    except DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "serve":
+        return serve_main(argv[1:])
     parser = scan_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
@@ -106,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         options = ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
                               min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
                               gradcam=not args.no_gradcam, cam_method=args.cam)
-        outcome = batch.run(args.input, args.output, detector, options, show_progress=not args.quiet)
+        outcome = batch.run(args.input, args.output, detector, options, show_progress=not args.quiet,
+                            workers=args.workers, resume=not args.overwrite)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

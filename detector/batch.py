@@ -5,8 +5,12 @@ One bad file never stops a batch: it gets an ``error`` row and its own result.js
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing
 import sys
+import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,31 +59,148 @@ def list_inputs(input_path: Path) -> tuple[list[Path], Path | None]:
     return [input_path], None
 
 
-def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOptions,
-        show_progress: bool = True) -> BatchOutcome:
-    """Scan every input, writing ``out_dir/<name>/`` for each and ``out_dir/summary.csv`` at the end."""
+def _existing_row(out_dir: Path, name: str) -> dict | None:
+    """The summary row of an input already scanned into ``out_dir`` (for resuming), or None. Inputs that failed
+    last time are scanned again: the failure may have been transient (a file still being copied)."""
+    path = out_dir / name / "result.json"
+    try:
+        row = report.summary_row(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError):
+        return None
+    return None if row["verdict"] == "error" else row
+
+
+def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOptions, show_progress: bool = True,
+        workers: int = 0, resume: bool = True) -> BatchOutcome:
+    """Scan every input, writing ``out_dir/<name>/`` for each and ``out_dir/summary.csv`` as it goes.
+
+    With ``resume`` an input whose result.json already exists is not scanned again (its row is reused), so an
+    interrupted run over thousands of files picks up where it stopped. ``workers`` > 0 decodes and detects faces in
+    that many processes while this process scores the crops (see :func:`_run_parallel`).
+    """
     files, root = list_inputs(input_path)
     prepare_output(out_dir)
     scanner = Scanner(detector, options)
-    rows = []
-    bar = tqdm(files, desc="videos", unit="file", disable=not show_progress or len(files) == 1, file=sys.stderr)
-    for path in bar:
+    rows: dict[int, dict] = {}
+    todo: list[tuple[int, Path, str]] = []
+    for i, path in enumerate(files):
         name = result_name(path, root)
-        frames_bar = tqdm(total=0, desc=f"{path.name[:30]}", unit="frame", leave=False,
-                          disable=not show_progress, file=sys.stderr)
+        row = _existing_row(out_dir, name) if resume else None
+        if row is not None:
+            rows[i] = row
+        else:
+            todo.append((i, path, name))
+    if rows:
+        log.info("resuming: %d of %d inputs already have results", len(rows), len(files))
+    bar = tqdm(total=len(files), initial=len(rows), desc="videos", unit="file",
+               disable=not show_progress or len(files) == 1, file=sys.stderr)
 
-        def progress(done: int, total: int, bar=frames_bar) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        result = scanner.scan(path, name, progress)
-        frames_bar.close()
+    def save(i: int, result) -> None:
         try:
             doc = report.write_result(result, out_dir, detector.card, detector.source)
         except OSError as exc:
-            raise DetectorError(f"cannot write results for {path} to {out_dir}: {exc}") from None
-        rows.append(report.summary_row(doc))
-        report.write_summary(rows, out_dir)
-    summary = report.write_summary(rows, out_dir)
-    return BatchOutcome(rows=rows, summary_path=summary)
+            raise DetectorError(f"cannot write results for {result.path} to {out_dir}: {exc}") from None
+        rows[i] = report.summary_row(doc)
+        report.write_summary([rows[k] for k in sorted(rows)], out_dir)
+        bar.update(1)
+
+    if workers > 0 and len(todo) > 1:
+        _run_parallel(scanner, todo, save, workers)
+    else:
+        for i, path, name in todo:
+            frames_bar = tqdm(total=0, desc=f"{path.name[:30]}", unit="frame", leave=False,
+                              disable=not show_progress, file=sys.stderr)
+
+            def progress(done: int, total: int, fbar=frames_bar) -> None:
+                fbar.total = total
+                fbar.n = done
+                fbar.refresh()
+
+            result = scanner.scan(path, name, progress)
+            frames_bar.close()
+            save(i, result)
+    bar.close()
+    ordered = [rows[k] for k in sorted(rows)]
+    summary = report.write_summary(ordered, out_dir)
+    return BatchOutcome(rows=ordered, summary_path=summary)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(options: ScanOptions, image_size: int) -> None:
+    """Each worker process loads MTCNN once (TensorFlow is imported in the worker, not shared)."""
+    from .faces import FaceDetector
+
+    _WORKER["faces"] = FaceDetector(min_face=options.min_face)
+    _WORKER["options"] = options
+    _WORKER["size"] = image_size
+
+
+def _worker_extract(path: Path):
+    """Decode + detect + crop + track one file in a worker; errors travel back as one-line messages."""
+    from .pipeline import extract_faces
+
+    opts = _WORKER["options"]
+    t0 = time.perf_counter()
+    try:
+        faces = extract_faces(path, _WORKER["faces"], opts.frames, opts.fps, opts.margin, _WORKER["size"],
+                              opts.max_faces)
+        return faces, None, time.perf_counter() - t0
+    except DetectorError as exc:
+        return None, str(exc), 0.0
+    except Exception as exc:  # the main process reports it as this file's error row
+        return None, f"{path}: internal error ({type(exc).__name__}: {exc})", 0.0
+
+
+def _run_parallel(scanner: Scanner, todo: list[tuple[int, Path, str]], save, workers: int) -> None:
+    """Workers extract faces; this process scores crops of several videos per model call and writes results.
+
+    At most ``2 * workers`` files are in flight, so memory stays flat however large the folder is; finished
+    extractions are scored together once they fill a model batch (or nothing else is pending).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    pending: deque = deque()
+    ready: list[tuple[int, Path, str, object, float]] = []
+    queue = iter(todo)
+    with ctx.Pool(workers, initializer=_worker_init,
+                  initargs=(scanner.options, scanner.detector.image_size)) as pool:
+
+        def refill() -> None:
+            while len(pending) < 2 * workers:
+                item = next(queue, None)
+                if item is None:
+                    return
+                pending.append((item, pool.apply_async(_worker_extract, (item[1],))))
+
+        def flush() -> None:
+            good = [f for *_, f, _ in ready if not isinstance(f, str)]
+            if good:
+                scanner.score(good)
+            for i, path, name, faces, seconds in ready:
+                result = scanner.new_result(path, name)
+                if isinstance(faces, str):
+                    result.verdict, result.error = "error", faces
+                else:
+                    try:
+                        scanner.finish(result, faces)
+                        result.seconds["extract_wall"] = round(seconds, 3)
+                    except Exception as exc:
+                        scanner.fail(result, exc)
+                save(i, result)
+            ready.clear()
+
+        refill()
+        while pending:
+            (i, path, name), handle = pending.popleft()
+            faces, error, seconds = handle.get()
+            ready.append((i, path, name, faces if error is None else error, seconds))
+            refill()
+            crops = sum(_crops(f) for *_, f, _ in ready if not isinstance(f, str))
+            if crops >= scanner.options.batch_size or not pending:
+                flush()
+        flush()
+
+
+def _crops(faces) -> int:
+    return sum(len(track.observations) for track in faces.tracks)

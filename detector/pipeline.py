@@ -144,6 +144,10 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
                           seconds={"decode": t_decode, "faces": t_faces})
 
 
+def _crop_count(faces: ExtractedFaces) -> int:
+    return sum(len(track.observations) for track in faces.tracks)
+
+
 class Scanner:
     """Holds the loaded model and face detector so a batch pays their start-up cost once."""
 
@@ -162,47 +166,69 @@ class Scanner:
              progress: Callable[[int, int], None] | None = None) -> ScanResult:
         """Scan one file; input problems come back as a result with verdict ``error``, never as an exception."""
         path = Path(path)
-        result = ScanResult(path=str(path), name=name or result_name(path, None), verdict="error",
-                            threshold=self.threshold)
+        result = self.new_result(path, name)
         try:
-            self._scan(path, result, progress)
-        except DetectorError as exc:
-            result.verdict, result.error = "error", str(exc)
-        except Exception as exc:  # a bug or a library failure on one file must not lose the rest of a batch
-            log.exception("unexpected failure on %s", path)
-            result.verdict, result.error = "error", f"{path}: internal error ({type(exc).__name__}: {exc})"
+            t0 = time.perf_counter()
+            faces = extract_faces(path, self.faces, self.options.frames, self.options.fps, self.options.margin,
+                                  self.detector.image_size, self.options.max_faces, progress)
+            self.score([faces])
+            self.finish(result, faces, t0)
+        except Exception as exc:
+            self.fail(result, exc)
         return result
 
-    def _scan(self, path: Path, result: ScanResult, progress) -> None:
-        opts = self.options
-        t0 = time.perf_counter()
-        faces = extract_faces(path, self.faces, opts.frames, opts.fps, opts.margin, self.detector.image_size,
-                              opts.max_faces, progress)
-        result.info, result.frames, result.tracks = faces.info, faces.frames, faces.tracks
-        result.warnings += faces.warnings
-        t_decode, t_faces = faces.seconds["decode"], faces.seconds["faces"]
+    def new_result(self, path: Path, name: str | None = None) -> ScanResult:
+        return ScanResult(path=str(path), name=name or result_name(path, None), verdict="error",
+                          threshold=self.threshold)
 
+    @staticmethod
+    def fail(result: ScanResult, exc: BaseException) -> ScanResult:
+        """Turn an exception into an ``error`` result with a one-line message (a batch must never stop on one file)."""
+        if isinstance(exc, DetectorError):
+            result.error = str(exc)
+        else:
+            log.exception("unexpected failure on %s", result.path, exc_info=exc)
+            result.error = f"{result.path}: internal error ({type(exc).__name__}: {exc})"
+        result.verdict = "error"
+        return result
+
+    def score(self, extracted: list[ExtractedFaces]) -> float:
+        """Score the crops of several files in one pass, so the model sees full batches even when each video has
+        only a few faces; returns the seconds spent."""
         t = time.perf_counter()
-        observations = [obs for track in result.tracks for obs in track.observations]
+        observations = [obs for faces in extracted for track in faces.tracks for obs in track.observations]
         if observations:
-            probs = self.detector.predict(np.stack([o.crop for o in observations]), opts.batch_size)
+            probs = self.detector.predict(np.stack([o.crop for o in observations]), self.options.batch_size)
             for obs, p in zip(observations, probs):
                 obs.probability = float(p)
-        t_model = time.perf_counter() - t
+        seconds = time.perf_counter() - t
+        for faces in extracted:
+            faces.seconds["model"] = seconds * _crop_count(faces) / max(1, len(observations))
+        return seconds
+
+    def finish(self, result: ScanResult, faces: ExtractedFaces, t0: float | None = None) -> ScanResult:
+        """Aggregate scored faces into the verdict and add Grad-CAM explanations."""
+        opts = self.options
+        result.info, result.frames, result.tracks = faces.info, faces.frames, faces.tracks
+        result.warnings += faces.warnings
         result.track_scores = [aggregate.pool([o.probability for o in tr.observations], opts.aggregation)
                                for tr in result.tracks]
         result.score = aggregate.video_score(result.track_scores)
         result.verdict = aggregate.verdict(result.score, self.threshold)
         self._fill_frame_probabilities(result)
-
         t = time.perf_counter()
-        if opts.gradcam and observations:
+        if opts.gradcam and result.tracks:
             result.explanations = self._explain(result)
         t_cam = time.perf_counter() - t
         if not self.detector.card.trained:
             result.warnings.append("the model is untrained: this verdict is provisional and carries no information")
-        result.seconds = {"decode": round(t_decode, 3), "faces": round(t_faces, 3), "model": round(t_model, 3),
-                          "gradcam": round(t_cam, 3), "total": round(time.perf_counter() - t0, 3)}
+        result.seconds = {key: round(faces.seconds.get(key, 0.0), 3) for key in ("decode", "faces", "model")}
+        result.seconds["gradcam"] = round(t_cam, 3)
+        if t0 is not None:
+            result.seconds["total"] = round(time.perf_counter() - t0, 3)
+        else:
+            result.seconds["total"] = round(sum(result.seconds.values()), 3)
+        return result
 
     @staticmethod
     def _fill_frame_probabilities(result: ScanResult) -> None:
