@@ -59,15 +59,31 @@ def list_inputs(input_path: Path) -> tuple[list[Path], Path | None]:
     return [input_path], None
 
 
-def _existing_row(out_dir: Path, name: str) -> dict | None:
-    """The summary row of an input already scanned into ``out_dir`` (for resuming), or None. Inputs that failed
-    last time are scanned again: the failure may have been transient (a file still being copied)."""
+def scan_settings(detector: Detector, options: ScanOptions) -> dict:
+    """Everything that changes a result: a stored result is reused on resume only when these match."""
+    card = detector.card
+    return {"model": detector.source, "model_version": card.version, "backbone": card.backbone,
+            "threshold": options.threshold if options.threshold is not None else card.threshold,
+            "frames": None if options.fps else options.frames, "fps": options.fps,
+            "aggregation": options.aggregation, "max_faces": options.max_faces, "min_face": options.min_face,
+            "margin": options.margin, "gradcam": options.gradcam, "cam": options.cam_method}
+
+
+def _existing_row(out_dir: Path, name: str, settings: dict) -> dict | None:
+    """The summary row of an input already scanned into ``out_dir`` with the same settings, or None.
+
+    Inputs that failed last time are scanned again (the failure may have been transient, a file still being
+    copied), and so are results made with another model or other options: reusing them would be a silent wrong
+    answer."""
     path = out_dir / name / "result.json"
     try:
-        row = report.summary_row(json.loads(path.read_text()))
+        doc = json.loads(path.read_text())
+        row = report.summary_row(doc)
     except (OSError, ValueError, KeyError):
         return None
-    return None if row["verdict"] == "error" else row
+    if row["verdict"] == "error" or doc.get("scan_settings") != settings:
+        return None
+    return row
 
 
 def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOptions, show_progress: bool = True,
@@ -83,9 +99,10 @@ def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOption
     scanner = Scanner(detector, options)
     rows: dict[int, dict] = {}
     todo: list[tuple[int, Path, str]] = []
+    settings = json.loads(json.dumps(scan_settings(detector, options)))
     for i, path in enumerate(files):
         name = result_name(path, root)
-        row = _existing_row(out_dir, name) if resume else None
+        row = _existing_row(out_dir, name, settings) if resume else None
         if row is not None:
             rows[i] = row
         else:
@@ -97,7 +114,7 @@ def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOption
 
     def save(i: int, result) -> None:
         try:
-            doc = report.write_result(result, out_dir, detector.card, detector.source)
+            doc = report.write_result(result, out_dir, detector.card, detector.source, settings)
         except OSError as exc:
             raise DetectorError(f"cannot write results for {result.path} to {out_dir}: {exc}") from None
         rows[i] = report.summary_row(doc)

@@ -115,11 +115,17 @@ def timeline_png(result: ScanResult, threshold: float) -> bytes | None:
     return buf.getvalue()
 
 
-def write_result(result: ScanResult, out_dir: Path, card: ModelCard, model_source: str = "") -> dict:
-    """Write everything for one input under ``out_dir/<name>/`` and return the result.json document."""
+def write_result(result: ScanResult, out_dir: Path, card: ModelCard, model_source: str = "",
+                 settings: dict | None = None) -> dict:
+    """Write everything for one input under ``out_dir/<name>/`` and return the result.json document.
+
+    ``settings`` (model and scan options) is stored so a resumed run can tell whether an old result still applies.
+    """
     folder = out_dir / result.name
     folder.mkdir(parents=True, exist_ok=True)
     doc = result_to_dict(result, card, model_source)
+    if settings is not None:
+        doc["scan_settings"] = settings
     cams = []
     for exp in result.explanations:
         image = overlay(exp.crop, exp.heatmap)

@@ -64,5 +64,10 @@ def test_workers_match_in_process_and_resume(folder: Path, detector, tmp_path: P
     assert len(again.rows) == 4 and len(again.errors) == 1
     error_doc = json.loads((tmp_path / "parallel" / "broken.mp4" / "result.json").read_text())
     assert error_doc["verdict"] == "error"
-    fresh = batch.run(folder, tmp_path / "parallel", detector, options, show_progress=False, resume=False)
+    other = ScanOptions(frames=3, gradcam=False, batch_size=8)
+    changed = batch.run(folder, tmp_path / "parallel", detector, other, show_progress=False)
+    assert result.stat().st_mtime_ns != stamp, "results made with other settings must not be reused"
+    assert json.loads(result.read_text())["frames_sampled"] == 3 and len(changed.rows) == 4
+    stamp = result.stat().st_mtime_ns
+    fresh = batch.run(folder, tmp_path / "parallel", detector, other, show_progress=False, resume=False)
     assert result.stat().st_mtime_ns != stamp and len(fresh.rows) == 4
