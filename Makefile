@@ -8,14 +8,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo
 DEMO_OUT := results/demo
+PORT ?= 8000
 
-.PHONY: help venv demo test test-fast check-ffmpeg
+.PHONY: help venv demo test test-fast check-ffmpeg serve
 
 help:
 	@echo "make venv       create $(VENV) and install requirements.txt + requirements-nodeps.txt"
 	@echo "make demo       generate demo media in $(DEMO_DIR)/ and scan it into $(DEMO_OUT)/"
 	@echo "make test       the whole test suite (unit + end-to-end)"
 	@echo "make test-fast  unit tests only (-m 'not e2e')"
+	@echo "make serve      upload page and REST API on http://127.0.0.1:$(PORT)/ (PORT=8000)"
 
 venv: $(STAMP)
 
@@ -40,3 +42,6 @@ test: venv check-ffmpeg
 
 test-fast: venv check-ffmpeg
 	$(PY) -m pytest -q -m "not e2e"
+
+serve: venv check-ffmpeg
+	$(PY) app.py serve --port $(PORT)

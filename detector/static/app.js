@@ -1,0 +1,246 @@
+// Upload page for the deepfake detector: upload with progress (XMLHttpRequest, since fetch reports no upload
+// progress), poll the scan, then show what report.html shows. Every value from the server is inserted with
+// textContent or as an attribute, never as HTML, because file names and messages come from users.
+"use strict";
+
+const POLL_MS = 1000;
+const $ = (id) => document.getElementById(id);
+let maxUploadBytes = null;
+let currentId = null;
+let pollTimer = null;
+
+function el(tag, text, attrs) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  return node;
+}
+
+function fmtProb(p) {
+  return p === null || p === undefined ? "–" : Number(p).toFixed(3);
+}
+
+function fmtBytes(n) {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
+}
+
+function show(id, visible) {
+  $(id).hidden = !visible;
+}
+
+async function getJSON(url) {
+  const response = await fetch(url, { cache: "no-store" });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+async function loadHealth() {
+  try {
+    const health = await getJSON("/api/health");
+    maxUploadBytes = health.max_upload_bytes;
+    $("limit-note").textContent = `Up to ${fmtBytes(maxUploadBytes)}; ${health.frames} frames are sampled per video.`;
+    const m = health.model;
+    $("model-note").textContent = `Model: ${m.name} v${m.version} (${m.backbone})` +
+      (m.trained ? "" : " — untrained: verdicts are provisional");
+  } catch (err) {
+    $("model-note").textContent = `Server not reachable: ${err.message}`;
+  }
+}
+
+function uploadError(message) {
+  $("upload-error").textContent = message;
+  show("upload-error", Boolean(message));
+}
+
+function upload(file) {
+  uploadError("");
+  if (!file) return;
+  if (file.size === 0) return uploadError(`${file.name}: empty file`);
+  if (maxUploadBytes !== null && file.size > maxUploadBytes) {
+    return uploadError(`${file.name} is ${fmtBytes(file.size)}; the limit is ${fmtBytes(maxUploadBytes)}.`);
+  }
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/api/scans");
+  xhr.responseType = "json";
+  $("upload-label").textContent = `Uploading ${file.name}`;
+  $("upload-progress").value = 0;
+  $("upload-percent").textContent = "0 %";
+  show("upload-status", true);
+  xhr.upload.onprogress = (event) => {
+    if (!event.lengthComputable) return;
+    const percent = Math.round((100 * event.loaded) / event.total);
+    $("upload-progress").value = percent;
+    $("upload-percent").textContent = `${percent} %`;
+  };
+  xhr.onload = () => {
+    show("upload-status", false);
+    const body = xhr.response || {};
+    if (xhr.status !== 202) return uploadError(body.error || `upload failed (${xhr.status})`);
+    $("file-input").value = "";
+    openScan(body.id);
+    loadRecent();
+  };
+  xhr.onerror = () => {
+    show("upload-status", false);
+    uploadError("upload failed: the server closed the connection (is the file over the size limit?)");
+  };
+  xhr.send(form);
+}
+
+function openScan(id) {
+  currentId = id;
+  if (location.hash !== `#scan=${id}`) history.replaceState(null, "", `#scan=${id}`);
+  clearTimeout(pollTimer);
+  show("scan", true);
+  show("result", false);
+  show("scan-error", false);
+  $("scan-name").textContent = "…";
+  $("scan-state").textContent = "Loading…";
+  for (const row of document.querySelectorAll("#recent tbody tr")) {
+    row.classList.toggle("selected", row.dataset.id === id);
+  }
+  poll(id);
+}
+
+async function poll(id) {
+  if (id !== currentId) return;
+  let scan;
+  try {
+    scan = await getJSON(`/api/scans/${encodeURIComponent(id)}`);
+  } catch (err) {
+    $("scan-state").textContent = `Could not read the scan: ${err.message}`;
+    return;
+  }
+  if (id !== currentId) return;
+  $("scan-name").textContent = scan.filename;
+  const progress = scan.progress || { done: 0, total: 0 };
+  if (scan.status === "queued" || scan.status === "running") {
+    const frames = progress.total ? `, frame ${progress.done} of ${progress.total}` : "";
+    $("scan-state").textContent = scan.status === "queued" ? "Waiting for the scanner…" : `Scanning${frames}…`;
+    $("scan-progress").max = progress.total || 1;
+    $("scan-progress").value = progress.done;
+    show("scan-progress", true);
+    pollTimer = setTimeout(() => poll(id), POLL_MS);
+    return;
+  }
+  show("scan-progress", false);
+  $("scan-state").textContent = scan.status === "done" ? `Finished ${scan.finished}` : "The scan failed.";
+  if (scan.error) {
+    $("scan-error").textContent = scan.error;
+    show("scan-error", true);
+  }
+  if (scan.result) renderResult(scan, scan.result);
+  loadRecent();
+}
+
+function renderResult(scan, doc) {
+  const files = scan.links.files;
+  const verdict = $("verdict");
+  verdict.textContent = doc.verdict.replace("_", " ");
+  verdict.className = `verdict verdict-${doc.verdict}`;
+  $("probability").textContent = doc.fake_probability === null
+    ? `No score (threshold ${fmtProb(doc.threshold)}).`
+    : `Fake probability ${fmtProb(doc.fake_probability)} (threshold ${fmtProb(doc.threshold)}; the score is the ` +
+      "most suspicious face's).";
+
+  const warnings = $("warnings");
+  warnings.replaceChildren(...doc.warnings.map((w) => el("p", w, { class: "warn" })));
+
+  $("report-link").href = scan.links.report;
+  $("json-link").href = `${files}result.json`;
+
+  show("timeline-block", Boolean(doc.timeline));
+  if (doc.timeline) $("timeline").src = `${files}${doc.timeline}`;
+
+  const body = $("tracks").querySelector("tbody");
+  body.replaceChildren();
+  for (const track of doc.tracks) {
+    const times = track.frames.map((f) => f.time);
+    const seen = doc.video && doc.video.is_image ? "still image"
+      : `${Math.min(...times).toFixed(2)}–${Math.max(...times).toFixed(2)} s`;
+    const row = el("tr");
+    row.append(el("td", `Face ${track.track_id}`), el("td", fmtProb(track.fake_probability)),
+      el("td", track.frames.length), el("td", seen),
+      el("td", track.frames.map((f) => fmtProb(f.fake_probability)).join(" ")));
+    body.append(row);
+  }
+  show("tracks", doc.tracks.length > 0);
+  show("no-faces", doc.tracks.length === 0);
+
+  const heatmaps = $("heatmaps");
+  heatmaps.replaceChildren();
+  for (const cam of doc.gradcam) {
+    const figure = el("figure");
+    const img = el("img", null, { src: `${files}${cam.overlay}`, class: "heatmap",
+      alt: `Grad-CAM of face ${cam.track_id} at ${cam.time} s` });
+    figure.append(img, el("figcaption", `face ${cam.track_id}, t=${cam.time} s, p=${fmtProb(cam.fake_probability)}`));
+    heatmaps.append(figure);
+  }
+  show("heatmap-block", doc.gradcam.length > 0);
+
+  const facts = $("facts").querySelector("tbody");
+  facts.replaceChildren();
+  const rows = doc.video ? Object.entries(doc.video) : [];
+  rows.push(["frames sampled", doc.frames_sampled]);
+  for (const [key, value] of rows) {
+    const row = el("tr");
+    row.append(el("th", key), el("td", value === null ? "–" : value));
+    facts.append(row);
+  }
+  const m = doc.model;
+  $("model-facts").textContent = `Model ${m.name} v${m.version} (${m.backbone}), ` +
+    `${m.trained ? "trained" : "untrained: verdicts are provisional"}; threshold from ${m.threshold_source}.`;
+  show("result", true);
+}
+
+async function loadRecent() {
+  let list;
+  try {
+    list = await getJSON("/api/scans?limit=50");
+  } catch (err) {
+    return;
+  }
+  const body = $("recent").querySelector("tbody");
+  body.replaceChildren();
+  for (const scan of list.scans) {
+    const row = el("tr", null, { "data-id": scan.id });
+    row.append(el("td", scan.filename), el("td", scan.status), el("td", scan.verdict || "–"),
+      el("td", fmtProb(scan.fake_probability)), el("td", scan.created.replace("T", " ").replace("+00:00", " UTC")));
+    row.classList.toggle("selected", scan.id === currentId);
+    row.addEventListener("click", () => openScan(scan.id));
+    body.append(row);
+  }
+  show("recent", list.scans.length > 0);
+  show("recent-empty", list.scans.length === 0);
+  if (list.scans.some((s) => s.status === "queued" || s.status === "running")) {
+    clearTimeout(loadRecent.timer);
+    loadRecent.timer = setTimeout(loadRecent, 3 * POLL_MS);
+  }
+}
+
+function setUp() {
+  const zone = $("drop-zone");
+  $("file-input").addEventListener("change", (event) => upload(event.target.files[0]));
+  for (const name of ["dragenter", "dragover"]) {
+    zone.addEventListener(name, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    zone.addEventListener(name, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    upload(event.dataTransfer.files[0]);
+  });
+  loadHealth();
+  loadRecent();
+  const match = /^#scan=([0-9a-f]{32})$/.exec(location.hash);
+  if (match) openScan(match[1]);
+}
+
+document.addEventListener("DOMContentLoaded", setUp);
