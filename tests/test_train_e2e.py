@@ -58,6 +58,15 @@ def test_retrain_export_evaluate_and_scan(tmp_path: Path) -> None:
     assert len(summary["history"]) == 2 and 0.0 <= summary["threshold"] <= 1.0
     assert (run_dir / "best.keras").is_file() and (run_dir / "log.csv").is_file()
 
+    # a killed run has no summary.json: --summarize-only rebuilds it from the checkpoint and the CSV log
+    (run_dir / "summary.json").unlink()
+    run("-m", "training.train", "--data", str(train_data), "--eval-data", str(eval_data), "--backbone",
+        "mobilenetv2", "--weights", "none", "--image-size", "96", "--epochs", "2", "--steps-per-epoch", "2",
+        "--batch-size", "8", "--val-pairs", "4", "--out", str(run_dir), "--summarize-only")
+    rebuilt = json.loads((run_dir / "summary.json").read_text())
+    assert rebuilt["threshold"] == pytest.approx(summary["threshold"], abs=1e-6)
+    assert [h["epoch"] for h in rebuilt["history"]] == [1, 2] and rebuilt["images_seen"] == summary["images_seen"]
+
     model_root = tmp_path / "saved_model" / "deepfake"
     run("-m", "training.evaluate", "--data", str(eval_data), "--model", str(run_dir / "best.keras"),
         "--out", str(tmp_path / "eval_report"))

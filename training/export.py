@@ -31,7 +31,9 @@ def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: s
     training = {k: run_summary.get(k) for k in (
         "backbone", "weights", "mode", "image_size", "epochs", "steps_per_epoch", "batch_size", "lr", "seed",
         "landmarks", "train_crops", "train_groups", "images_seen", "seconds", "data", "command", "best", "machine")}
-    description = (f"{run_summary['backbone']} ({run_summary.get('weights') or 'random init'} start) fine-tuned on "
+    how = ("with a linear head trained on its frozen features of" if run_summary.get("mode") == "features"
+           else "fine-tuned on")
+    description = (f"{run_summary['backbone']} ({run_summary.get('weights') or 'random init'} start) {how} "
                    "self-blended images made from real face crops (video frames and stills); it never saw a real "
                    "deepfake in training.")
     if notes:

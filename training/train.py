@@ -16,6 +16,7 @@ frozen-backbone embeddings once as .npy, then fit a small head in seconds: a qui
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import json
 import logging
@@ -291,6 +292,22 @@ def run_features(args, train_crops, val, eval_rows, eval_images, out_dir: Path) 
     return {"history": history, "images_seen": len(labels)}
 
 
+def logged_outcome(args) -> dict:
+    """History and images seen of a run that did not finish in this process, from its CSV log (fine-tuning) or its
+    best.json (feature mode): what a killed, interrupted or resumed run leaves on disk."""
+    log_path = args.out / "log.csv"
+    history: list[dict] = []
+    if log_path.exists():
+        with log_path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                history.append({"epoch": int(row["epoch"]) + 1,
+                                **{k: round(float(v), 5) for k, v in row.items() if k != "epoch" and v}})
+    elif (args.out / "best.json").exists():
+        history.append(json.loads((args.out / "best.json").read_text()))
+    per_epoch = args.steps_per_epoch * args.batch_size if args.mode == "finetune" else 2 * args.feature_pairs
+    return {"history": history, "images_seen": len(history) * per_epoch if args.mode == "finetune" else per_epoch}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, action="append", required=True, help="prepared dataset (training.prepare)")
@@ -312,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--landmarks", choices=("dlib", "five"), default="dlib")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, summary)")
+    p.add_argument("--summarize-only", action="store_true",
+                   help="train nothing: write summary.json (threshold, history) for the run folder's best.keras, "
+                        "e.g. after a run was killed")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     weights = None if args.weights == "none" else args.weights
@@ -340,7 +360,17 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(val_crops)}, eval crops {len(eval_rows)}", flush=True)
     args.weights = weights
     runner = run_finetune if args.mode == "finetune" else run_features
-    outcome = runner(args, train_crops, val, eval_rows, eval_images, args.out)
+    if args.summarize_only:
+        outcome = logged_outcome(args)
+    else:
+        try:
+            outcome = runner(args, train_crops, val, eval_rows, eval_images, args.out)
+        except KeyboardInterrupt:  # Ctrl-C ends training early but still leaves a usable, summarized run
+            print("\ninterrupted: summarizing the best checkpoint so far", file=sys.stderr, flush=True)
+            outcome = logged_outcome(args)
+    if not (args.out / "best.keras").exists():
+        print(f"error: {args.out / 'best.keras'} does not exist: no epoch has finished", file=sys.stderr)
+        return 2
 
     best = keras.models.load_model(args.out / "best.keras", compile=False)
     val_probs = best.predict(val[0].astype(np.float32), batch_size=32, verbose=0).reshape(-1)
@@ -353,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         "threshold": threshold_at_eer(val[1], val_probs),
         "threshold_source": "EER point on held-out self-blended validation pairs (identities unseen in training)",
         "best": json.loads((args.out / "best.json").read_text()), "history": outcome["history"],
-        "seconds": round(time.time() - started, 1), "data": [str(d) for d in args.data],
+        "seconds": None if args.summarize_only else round(time.time() - started, 1),
+        "data": [str(d) for d in args.data],
         "command": "python -m training.train " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
