@@ -232,7 +232,15 @@ def threshold_at_eer(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 def run_finetune(args, train_crops, val, eval_rows, eval_images, out_dir: Path) -> dict:
-    model = build_model(args.backbone, args.weights, args.image_size, train_backbone=True)
+    if args.init:
+        # e.g. a --mode features run: its head already fits the frozen features, so fine-tuning starts from a
+        # sensible classifier instead of a random head pulling the pretrained features around ("linear probe, then
+        # fine-tune", which keeps more of what the backbone knew and tends to transfer better)
+        model = keras.models.load_model(args.init, compile=False)
+        for layer in model.layers:
+            layer.trainable = True
+    else:
+        model = build_model(args.backbone, args.weights, args.image_size, train_backbone=True)
     total_steps = args.epochs * args.steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=args.lr * 0.1, decay_steps=max(1, total_steps - args.warmup_steps),
@@ -315,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbone", default="efficientnet-lite0")
     p.add_argument("--weights", default="imagenet", help="none, imagenet, or a .keras/.pth path")
     p.add_argument("--mode", choices=("finetune", "features"), default="finetune")
+    p.add_argument("--init", type=Path, help="start fine-tuning from this whole-model .keras checkpoint (same "
+                                             "backbone), e.g. the best.keras of a --mode features run")
     p.add_argument("--image-size", type=int, default=config.IMAGE_SIZE)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--steps-per-epoch", type=int, default=100)
