@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from detector import config
-from detector.demo import make_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -57,14 +56,6 @@ def assert_full_outputs(folder: Path) -> dict:
     for name in ("result.json", "report.html", "timeline.png", "gradcam/montage.png"):
         assert (folder / name).is_file(), f"{folder.name}: {name} missing"
     return json.loads((folder / "result.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's own demo media (astronaut clip and still)."""
-    folder = tmp_path_factory.mktemp("demo")
-    make_demo(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

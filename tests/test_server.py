@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from detector.demo import make_demo
 from detector.jobs import INTERRUPTED, Job, JobStore, display_name, folder_name
 from detector.model import ModelCard
 from detector.pipeline import ScanResult
@@ -210,13 +209,6 @@ def test_unusable_model_is_a_one_line_error(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
         f"error: {tmp_path / 'missing.keras'}: no such model file or folder"]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("demo")
-    make_demo(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
