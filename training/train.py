@@ -395,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
         "best": json.loads((args.out / "best.json").read_text()), "history": outcome["history"],
         "seconds": None if args.summarize_only else round(time.time() - started, 1),
         "data": [str(d) for d in args.data],
-        "command": "python -m training.train " + " ".join(sys.argv[1:] if argv is None else argv),
+        # the command that trained the run (a --summarize-only pass only wrote this file)
+        "command": "python -m training.train " + " ".join(
+            a for a in (sys.argv[1:] if argv is None else argv) if a != "--summarize-only"),
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
