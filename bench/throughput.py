@@ -1,7 +1,7 @@
 """Batch throughput: the naive path (one frame at a time through detection and the model) against the batched path
 (worker processes decode and detect, the model scores crops of several videos per call).
 
-    python bench/throughput.py --input ../shared/data/real_videos/voxceleb2 --workers 2 --frames 32
+    python -m bench.throughput --input ../shared/data/real_videos/voxceleb2 --workers 2 --frames 32
 
 Prints videos/min, processing seconds per 10 s of video, peak memory and the speed-up. Grad-CAM is off in both
 paths (it is the same work either way). Timings depend on the machine: run it on the one you care about.
