@@ -79,8 +79,8 @@ def build_classifier(backbone: str = config.DEFAULT_BACKBONE, weights: str | Non
     """The task model: 0-255 RGB crops -> preprocessing -> backbone -> pooling -> dropout -> sigmoid.
 
     The Keras input is float32 holding 0-255 values (a uint8 cast inside the graph would stop gradients, and Grad-CAM
-    needs them); the exported SavedModel signatures take uint8 and cast. Built as one flat functional graph (the backbone's layers are not a nested sub-model) so tf-keras-vis can find
-    the last convolution for Grad-CAM.
+    needs them); the exported SavedModel signatures take uint8 and cast. Built as one flat functional graph (the
+    backbone's layers are not a nested sub-model) so tf-keras-vis can find the last convolution for Grad-CAM.
     """
     spec = backbones.get(backbone)
     inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
