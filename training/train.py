@@ -312,8 +312,11 @@ def logged_outcome(args) -> dict:
                                 **{k: round(float(v), 5) for k, v in row.items() if k != "epoch" and v}})
     elif (args.out / "best.json").exists():
         history.append(json.loads((args.out / "best.json").read_text()))
-    per_epoch = args.steps_per_epoch * args.batch_size if args.mode == "finetune" else 2 * args.feature_pairs
-    return {"history": history, "images_seen": len(history) * per_epoch if args.mode == "finetune" else per_epoch}
+    if args.mode == "finetune":
+        images_seen = len(history) * args.steps_per_epoch * args.batch_size
+    else:
+        images_seen = 2 * args.feature_pairs
+    return {"history": history, "images_seen": images_seen}
 
 
 def main(argv: list[str] | None = None) -> int:
