@@ -1,10 +1,17 @@
-"""Aggregation: frame probabilities -> a track's score -> the video's score. The rules live here and only here."""
+"""Aggregation: frame probabilities -> a track's score -> the video's score. The rules live here and only here.
+
+The scanner, training's checkpoint selection and evaluation all call :func:`select_tracks` and :func:`decide`, so a
+number reported anywhere is the number a user's scan would give.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from . import config
 
 #: Ways to pool a track's per-frame probabilities.
 RULES = ("mean", "median", "max", "top_quartile")
@@ -32,8 +39,96 @@ def pool(probabilities: Sequence[float], rule: str = "mean") -> float:
 
 
 def video_score(track_scores: Sequence[float]) -> float | None:
-    """The video's score is its most suspicious track's, so one swapped face among several real ones is caught."""
+    """The video's score is its most suspicious *counted* track's, so one swapped face among several real ones is
+    caught. Pass only the scores of counted tracks (see :func:`select_tracks`)."""
     return float(max(track_scores)) if len(track_scores) else None
+
+
+@dataclass
+class TrackFacts:
+    """What the track rule needs to know about one face track: plain numbers, so prepared datasets can use it too.
+
+    ``frames`` is how many sampled frames the track was seen in; ``median_side`` its median box side in pixels;
+    ``geometry_ok`` the share of its observations whose five landmarks sit where a face's do (see
+    :func:`plausible_landmarks`).
+    """
+
+    frames: int
+    median_side: float
+    geometry_ok: float = 1.0
+
+
+@dataclass
+class TrackDecision:
+    counted: bool
+    reason: str | None = None
+
+
+def plausible_landmarks(keypoints: np.ndarray, crop_size: int) -> bool:
+    """Whether five aligned-crop keypoints look like a face: eyes level and apart, nose between and below them,
+    mouth below the nose. MTCNN's one-frame false detections (background blobs) usually fail this."""
+    kps = np.asarray(keypoints, np.float64).reshape(-1, 2)
+    if kps.shape[0] < 5 or not np.all(np.isfinite(kps)):
+        return True  # nothing to judge by: do not reject
+    left, right, nose, mouth_l, mouth_r = kps[:5]
+    eye_dist = float(np.hypot(*(right - left)))
+    eyes_y = (left[1] + right[1]) / 2
+    mouth_y = (mouth_l[1] + mouth_r[1]) / 2
+    return bool(0.12 * crop_size <= eye_dist <= 0.75 * crop_size
+                and abs(right[1] - left[1]) <= 0.25 * eye_dist
+                and min(left[0], right[0]) - 0.25 * eye_dist <= nose[0] <= max(left[0], right[0]) + 0.25 * eye_dist
+                and eyes_y < nose[1] < mouth_y + 0.1 * eye_dist
+                and mouth_y - eyes_y >= 0.3 * eye_dist)
+
+
+def select_tracks(tracks: Sequence[TrackFacts], frames_sampled: int, is_image: bool = False,
+                  min_share: float = config.MIN_TRACK_SHARE,
+                  min_relative_size: float = config.MIN_TRACK_RELATIVE_SIZE) -> list[TrackDecision]:
+    """Which face tracks decide the verdict.
+
+    A track counts when it is a real, persistent face: seen in at least ``min_share`` of the sampled frames (and in
+    more than one, in a video) or the only face; with landmarks where a face's are in most of its frames; and not
+    tiny beside the main face. A still image is one frame, so every face in it counts if its landmarks are
+    plausible. If nothing qualifies in a video that has faces, the most persistent track decides, so a short clip
+    or a fleeting face still gets a verdict (the caller warns). Tracks that do not count stay in the results with
+    the reason.
+    """
+    n = len(tracks)
+    if n == 0:
+        return []
+    decisions = [TrackDecision(True) for _ in tracks]
+    needed = 1 if is_image else max(2, int(np.ceil(min_share * max(frames_sampled, 1))))
+    for d, t in zip(decisions, tracks):
+        if t.geometry_ok < 0.5:
+            d.counted, d.reason = False, "landmarks do not look like a face in most frames"
+        elif n > 1 and t.frames < needed:
+            d.counted, d.reason = False, (f"seen in {t.frames} of {frames_sampled} sampled frames "
+                                          f"(a face must be seen in at least {needed} to count)")
+    persistent = [t.median_side for d, t in zip(decisions, tracks) if d.counted]
+    if persistent:
+        main_side = max(persistent)
+        for d, t in zip(decisions, tracks):
+            if d.counted and t.median_side < min_relative_size * main_side:
+                d.counted, d.reason = False, (f"too small beside the main face ({t.median_side:.0f} px against "
+                                              f"{main_side:.0f} px)")
+    if not any(d.counted for d in decisions):
+        best = max(range(n), key=lambda i: (tracks[i].frames, tracks[i].geometry_ok, tracks[i].median_side))
+        decisions[best] = TrackDecision(True, "no face persisted: the verdict rests on the most persistent track")
+    return decisions
+
+
+def decisive_track(track_scores: Sequence[float], decisions: Sequence[TrackDecision]) -> int | None:
+    """Index of the track whose score is the video's (the most suspicious counted one), or None."""
+    counted = [i for i, d in enumerate(decisions) if d.counted]
+    return max(counted, key=lambda i: track_scores[i]) if counted else None
+
+
+def decide(track_probabilities: Sequence[Sequence[float]], decisions: Sequence[TrackDecision],
+           rule: str = "mean") -> tuple[list[float], float | None]:
+    """Per-track scores (every track, counted or not) and the video's score (from the counted tracks only)."""
+    scores = [pool(p, rule) for p in track_probabilities]
+    counted = [s for s, d in zip(scores, decisions) if d.counted]
+    return scores, video_score(counted)
 
 
 def verdict(score: float | None, threshold: float) -> str:

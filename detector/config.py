@@ -20,6 +20,17 @@ MIN_FACE_CONFIDENCE = 0.9
 MAX_FACES = 8
 #: Two detections in consecutive sampled frames belong to one track when their IoU is at least this.
 TRACK_IOU = 0.3
+#: A face track decides a video's verdict only if it is seen in at least this share of the sampled frames (or is
+#: the only face): MTCNN's one-frame false detections must not outvote the real face.
+MIN_TRACK_SHARE = 0.25
+#: ... and only if its median size is at least this share of the largest persistent face's.
+MIN_TRACK_RELATIVE_SIZE = 0.25
+#: Sampled frames in which MTCNN also tries the frame turned by 90, 270 and 180 degrees when it finds no face
+#: upright (sideways or upside-down footage without rotation metadata); once a turn finds faces it is tried first.
+ROTATION_SEARCH_FRAMES = 3
+#: An MTCNN face this confident ends the search over frame turns (true upright faces score above it; the weak false
+#: faces MTCNN reports on a sideways frame score below it).
+SURE_FACE_CONFIDENCE = 0.98
 #: Fake-probability threshold when the model card does not carry one.
 DEFAULT_THRESHOLD = 0.5
 #: Batch size for model inference.

@@ -1,4 +1,4 @@
-"""Faces: MTCNN detection on downscaled frames, margin crops for the model, and IoU tracks across frames.
+"""Faces: MTCNN detection on downscaled frames, crops aligned by the eye line, and IoU tracks across frames.
 
 MTCNN costs about 0.3 s on a 640x480 frame and twice that on 720p on a laptop-class CPU, and its ``min_face_size``
 option is broken in mtcnn 1.0.0, so frames are shrunk here before detection and boxes are mapped back.
@@ -28,6 +28,9 @@ class Detection:
     box: np.ndarray
     confidence: float
     keypoints: np.ndarray
+    #: Clockwise quarter turn (0, 90, 180, 270) of the frame in which MTCNN found this face; box and keypoints are
+    #: always in the unturned frame's pixels.
+    frame_rotation: int = 0
 
     @property
     def width(self) -> float:
@@ -40,11 +43,14 @@ class Detection:
 
 @dataclass
 class FaceCrop:
-    """A square crop around a face, resized for the model, with the keypoints moved into crop pixels."""
+    """A square crop around a face, turned so the eye line is level, resized for the model, with the keypoints
+    moved into crop pixels. ``angle`` is the roll that was removed, in degrees (positive: the face was turned
+    clockwise in the frame); ``crop_box`` is the unturned square the crop was taken from, in frame pixels."""
 
     image: np.ndarray
     crop_box: np.ndarray
     keypoints: np.ndarray
+    angle: float = 0.0
 
 
 @dataclass
@@ -57,14 +63,22 @@ class Observation:
     crop: np.ndarray
     crop_keypoints: np.ndarray
     probability: float | None = None
+    #: Roll removed by alignment (degrees), see :class:`FaceCrop`.
+    angle: float = 0.0
 
 
 @dataclass
 class FaceTrack:
-    """The same face followed across sampled frames."""
+    """The same face followed across sampled frames.
+
+    ``counted`` says whether the track takes part in the verdict (see :func:`detector.aggregate.select_tracks`);
+    ``reason`` says why not when it does not.
+    """
 
     track_id: int
     observations: list[Observation] = field(default_factory=list)
+    counted: bool = True
+    reason: str | None = None
 
     @property
     def last_box(self) -> np.ndarray:
@@ -93,10 +107,39 @@ class FaceDetector:
             self._mtcnn = MTCNN()
         return self._mtcnn
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 frame, largest first, in the frame's own pixel coordinates."""
+    def detect(self, image: np.ndarray, rotations: tuple[int, ...] = (0,),
+               sure: float = config.SURE_FACE_CONFIDENCE) -> list[Detection]:
+        """Faces in an RGB uint8 frame, largest first, in the frame's own pixel coordinates.
+
+        ``rotations`` are clockwise quarter turns of the frame to try, in order: MTCNN misses faces lying on their
+        side or upside down (a phone video without rotation metadata) and may instead report a weak false face, so
+        the first turn whose best face reaches ``sure`` confidence wins, else the turn with the most confident face.
+        Boxes and keypoints are mapped back into the unturned frame, so alignment then levels the eye line.
+        """
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("FaceDetector.detect expects an RGB image of shape (H, W, 3)")
+        best: list[Detection] = []
+        for rotation in rotations:
+            if rotation not in (0, 90, 180, 270):
+                raise ValueError(f"rotation must be 0, 90, 180 or 270, got {rotation}")
+            turned = np.rot90(image, k=-(rotation // 90)) if rotation else image
+            found = self._detect_upright(np.ascontiguousarray(turned))
+            if rotation:
+                for det in found:
+                    corners = np.array([[det.box[0], det.box[1]], [det.box[2], det.box[1]],
+                                        [det.box[0], det.box[3]], [det.box[2], det.box[3]]], np.float32)
+                    back = unrotate_points(corners, rotation, image.shape[:2])
+                    det.box = np.concatenate([back.min(axis=0), back.max(axis=0)]).astype(np.float32)
+                    det.keypoints = unrotate_points(det.keypoints, rotation, image.shape[:2])
+                    det.frame_rotation = rotation
+            top = max((d.confidence for d in found), default=0.0)
+            if top >= sure:
+                return found
+            if top > max((d.confidence for d in best), default=0.0):
+                best = found
+        return best
+
+    def _detect_upright(self, image: np.ndarray) -> list[Detection]:
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         small = image if scale == 1.0 else cv2.resize(
@@ -119,32 +162,80 @@ class FaceDetector:
         return found
 
 
+def unrotate_points(points: np.ndarray, rotation: int, shape: tuple[int, int]) -> np.ndarray:
+    """Map (x, y) points found in a frame turned clockwise by ``rotation`` degrees back into the original frame of
+    ``shape`` (H, W). Pixel centres map to pixel centres, so a round trip with :func:`numpy.rot90` is exact."""
+    pts = np.asarray(points, np.float32).reshape(-1, 2)
+    h, w = shape
+    x, y = pts[:, 0], pts[:, 1]
+    if rotation == 0:
+        out = np.stack([x, y], axis=1)
+    elif rotation == 90:  # turned clockwise: original (x, y) is at (h - y, x)
+        out = np.stack([y, h - x], axis=1)
+    elif rotation == 180:
+        out = np.stack([w - x, h - y], axis=1)
+    elif rotation == 270:  # turned anticlockwise: original (x, y) is at (y, w - x)
+        out = np.stack([w - y, x], axis=1)
+    else:
+        raise ValueError(f"rotation must be 0, 90, 180 or 270, got {rotation}")
+    return out.astype(np.float32)
+
+
+def eye_roll(keypoints: np.ndarray | None) -> float:
+    """Roll of the face in degrees: the angle of the line from its left eye to its right eye (MTCNN's order, the
+    image-left eye first when upright). 0 for an upright face, about 90 for one lying on its side, 180 upside down."""
+    if keypoints is None or len(keypoints) < 2:
+        return 0.0
+    (lx, ly), (rx, ry) = np.asarray(keypoints[:2], np.float64)
+    if not np.all(np.isfinite([lx, ly, rx, ry])) or (lx == rx and ly == ry):
+        return 0.0
+    return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+
+
 def crop_face(image: np.ndarray, box: np.ndarray, keypoints: np.ndarray | None = None,
-              margin: float = config.CROP_MARGIN, size: int = config.IMAGE_SIZE) -> FaceCrop:
-    """Square crop centred on the box, ``margin`` times its longer side, zero-padded at frame edges, resized.
+              margin: float = config.CROP_MARGIN, size: int = config.IMAGE_SIZE, align: bool = True) -> FaceCrop:
+    """Square crop centred on the box, ``margin`` times its longer side, turned so the eyes are level, zero-padded
+    beyond the frame, resized to ``size``.
 
     The margin keeps the face outline and some background in view: blending boundaries are where manipulations
-    leave traces.
+    leave traces. Alignment (roll only; no scaling by landmarks, so the face keeps its proportions) means the model
+    always sees an upright face, whatever the head tilt or the orientation the video was filmed in.
     """
     x1, y1, x2, y2 = (float(v) for v in box)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1) * margin
-    side = max(side, 2.0)
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    side_i = int(round(side))
+    side = max(max(x2 - x1, y2 - y1) * margin, 2.0)
+    angle = eye_roll(keypoints) if align else 0.0
+    # cut a square that holds the turned crop (its diagonal), shrink it first when the face is large so the
+    # final warp never decimates (warpAffine has no area filter), then turn and cut in one affine warp
+    reach = side * 0.75
+    left, top = int(np.floor(cx - reach)), int(np.floor(cy - reach))
+    extent = int(np.ceil(2 * reach)) + 1
     h, w = image.shape[:2]
-    pad = max(0, -left, -top, left + side_i - w, top + side_i - h)
+    pad = max(0, -left, -top, left + extent - w, top + extent - h)
     src = image
     if pad:
         src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-    patch = src[top + pad: top + pad + side_i, left + pad: left + pad + side_i]
-    interp = cv2.INTER_AREA if side_i > size else cv2.INTER_LINEAR
-    crop = cv2.resize(patch, (size, size), interpolation=interp)
-    factor = size / side_i
-    kps = np.zeros((0, 2), np.float32) if keypoints is None else (
-        (np.asarray(keypoints, np.float32) - [left, top]) * factor).astype(np.float32)
-    return FaceCrop(image=crop, crop_box=np.array([left, top, left + side_i, top + side_i], np.int32),
-                    keypoints=kps)
+    patch = src[top + pad: top + pad + extent, left + pad: left + pad + extent]
+    pre = min(1.0, 1.6 * size / side)
+    if pre < 1.0:
+        patch = cv2.resize(patch, (max(1, round(extent * pre)), max(1, round(extent * pre))),
+                           interpolation=cv2.INTER_AREA)
+        pre = patch.shape[1] / extent
+    factor = size / side
+    # frame -> patch: (p - [left, top]) * pre; patch -> crop: rotate by angle about the centre, scale, recentre
+    centre_patch = ((cx - left) * pre, (cy - top) * pre)
+    rot = cv2.getRotationMatrix2D(centre_patch, angle, factor / pre)
+    rot[:, 2] += np.array([size / 2, size / 2]) - np.asarray(centre_patch)
+    crop = cv2.warpAffine(patch, rot, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+    if keypoints is None:
+        kps = np.zeros((0, 2), np.float32)
+    else:
+        in_patch = (np.asarray(keypoints, np.float32).reshape(-1, 2) - [left, top]) * pre
+        kps = (in_patch @ rot[:, :2].T + rot[:, 2]).astype(np.float32)
+    half = side / 2
+    crop_box = np.array([round(cx - half), round(cy - half), round(cx + half), round(cy + half)], np.int32)
+    return FaceCrop(image=crop, crop_box=crop_box, keypoints=kps, angle=round(angle, 2))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

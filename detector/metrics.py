@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from detector import aggregate
 from detector.config import DEFAULT_THRESHOLD
 
 #: Probabilities are clipped to [LOG_LOSS_EPS, 1 - LOG_LOSS_EPS] for log loss. A float32 sigmoid rounds to exactly
@@ -33,8 +34,9 @@ from detector.config import DEFAULT_THRESHOLD
 #: cap binary cross-entropy had during training, and evaluation log loss stays comparable to the training loss.
 LOG_LOSS_EPS = 1e-7
 
-#: Ways :func:`aggregate_by_group` turns a video's frame scores into one video score.
-AGGREGATION_RULES = ("mean", "max", "median")
+#: Ways :func:`aggregate_by_group` turns a video's frame scores into one video score: the scanner's own pooling
+#: rules (:mod:`detector.aggregate`), so evaluation cannot drift from what a scan reports.
+AGGREGATION_RULES = aggregate.RULES
 
 MetricFn = Callable[[np.ndarray, np.ndarray], "float | None"]
 
@@ -302,7 +304,7 @@ def _group_labels(ids: list[Hashable], members: list[np.ndarray], y: np.ndarray)
 def aggregate_by_group(
     groups: ArrayLike, y_true: ArrayLike, scores: ArrayLike, rule: str = "mean"
 ) -> GroupedScores:
-    """Frame-level scores to one score per group (video), by ``rule``: ``"mean"``, ``"max"`` or ``"median"``.
+    """Frame-level scores to one score per group (video), by ``rule`` (one of :data:`detector.aggregate.RULES`).
 
     Groups come back in the order they first appear, so the output lines up with the input's video order.
     Raises ``ValueError`` if a group's frames carry both labels: a video is either fake or real, and mixed labels
@@ -314,8 +316,7 @@ def aggregate_by_group(
     s = _scores(scores, y.size)
     ids, members = _group_members(groups, y.size)
     labels = _group_labels(ids, members, y)
-    reduce = {"mean": np.mean, "max": np.max, "median": np.median}[rule]
-    video_scores = np.asarray([reduce(s[m]) for m in members], dtype=np.float64)
+    video_scores = np.asarray([aggregate.pool(s[m], rule) for m in members], dtype=np.float64)
     return GroupedScores(groups=ids, labels=labels, scores=video_scores)
 
 

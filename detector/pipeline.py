@@ -117,6 +117,7 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
     tracker = FaceTracker()
     summaries: list[dict] = []
     last_time, t_decode, t_faces = 0.0, 0.0, 0.0
+    rotations = _RotationSearch()
     frame_iter = video.iter_frames(info, frames_arg, fps)
     while True:
         t = time.perf_counter()
@@ -126,22 +127,69 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
             break
         last_time = frame.time
         t = time.perf_counter()
-        detections = face_detector.detect(frame.image)
+        detections = face_detector.detect(frame.image, rotations.order())
+        rotations.seen(detections)
         observations = []
         for det in detections:
             crop = crop_face(frame.image, det.box, det.keypoints, margin, size)
             # report boxes in displayed-video pixels even when a huge video was decoded downscaled
             det.box = det.box / frame.scale
             det.keypoints = det.keypoints / frame.scale
-            observations.append(Observation(frame.index, frame.time, det, crop.image, crop.keypoints))
+            observations.append(Observation(frame.index, frame.time, det, crop.image, crop.keypoints,
+                                            angle=crop.angle))
         tracker.update(observations)
         t_faces += time.perf_counter() - t
         summaries.append({"index": frame.index, "time": frame.time, "faces": len(detections)})
         if progress:
             progress(len(summaries), requested)
     warnings = video.check_complete(info, requested, len(summaries), last_time)
-    return ExtractedFaces(info=info, frames=summaries, tracks=tracker.result(max_faces), warnings=warnings,
+    tracks = tracker.result(max_faces)
+    warnings += mark_counted_tracks(tracks, len(summaries), info.is_image, size)
+    if rotations.used:
+        warnings.append(f"faces were found only in frames turned by {', '.join(map(str, sorted(rotations.used)))} "
+                        "degrees (footage filmed sideways or upside down without rotation metadata)")
+    return ExtractedFaces(info=info, frames=summaries, tracks=tracks, warnings=warnings,
                           seconds={"decode": t_decode, "faces": t_faces})
+
+
+class _RotationSearch:
+    """Which frame turns MTCNN tries: upright only, except in the first ``ROTATION_SEARCH_FRAMES`` frames without a
+    face or once a turn has found faces (then that turn first). Bounds the extra cost on face-less videos."""
+
+    def __init__(self, budget: int = config.ROTATION_SEARCH_FRAMES):
+        self.budget = budget
+        self.preferred = 0
+        self.used: set[int] = set()
+
+    def order(self) -> tuple[int, ...]:
+        if self.budget <= 0 and not self.used:
+            return (0,)
+        rest = [r for r in (0, 90, 270, 180) if r != self.preferred]
+        return (self.preferred, *rest)
+
+    def seen(self, detections: list) -> None:
+        if detections:
+            self.preferred = detections[0].frame_rotation
+            if self.preferred:
+                self.used.add(self.preferred)
+        elif not self.used:
+            self.budget -= 1
+
+
+def mark_counted_tracks(tracks: list[FaceTrack], frames_sampled: int, is_image: bool, crop_size: int) -> list[str]:
+    """Apply the track rule (:func:`detector.aggregate.select_tracks`) to extracted tracks; return warnings."""
+    facts = [aggregate.TrackFacts(
+        frames=len(t.observations),
+        median_side=float(np.median([max(o.detection.width, o.detection.height) for o in t.observations])),
+        geometry_ok=float(np.mean([aggregate.plausible_landmarks(o.crop_keypoints, crop_size)
+                                   for o in t.observations])))
+        for t in tracks]
+    warnings = []
+    for track, decision in zip(tracks, aggregate.select_tracks(facts, frames_sampled, is_image)):
+        track.counted, track.reason = decision.counted, decision.reason
+        if decision.counted and decision.reason:
+            warnings.append(f"face {track.track_id}: {decision.reason}")
+    return warnings
 
 
 def _crop_count(faces: ExtractedFaces) -> int:
@@ -211,9 +259,9 @@ class Scanner:
         opts = self.options
         result.info, result.frames, result.tracks = faces.info, faces.frames, faces.tracks
         result.warnings += faces.warnings
-        result.track_scores = [aggregate.pool([o.probability for o in tr.observations], opts.aggregation)
-                               for tr in result.tracks]
-        result.score = aggregate.video_score(result.track_scores)
+        result.track_scores, result.score = aggregate.decide(
+            [[o.probability for o in tr.observations] for tr in result.tracks],
+            [aggregate.TrackDecision(tr.counted, tr.reason) for tr in result.tracks], opts.aggregation)
         result.verdict = aggregate.verdict(result.score, self.threshold)
         self._fill_frame_probabilities(result)
         t = time.perf_counter()
@@ -232,9 +280,9 @@ class Scanner:
 
     @staticmethod
     def _fill_frame_probabilities(result: ScanResult) -> None:
-        """Per sampled frame: the highest fake probability among its faces (the timeline plots this)."""
+        """Per sampled frame: the highest fake probability among its counted faces (the timeline plots this)."""
         best: dict[int, float] = {}
-        for track in result.tracks:
+        for track in (t for t in result.tracks if t.counted):
             for obs in track.observations:
                 best[obs.frame_index] = max(best.get(obs.frame_index, 0.0), obs.probability)
         for frame in result.frames:
@@ -250,7 +298,7 @@ class Scanner:
             from .explain import make_explainer
 
             self._explainer = make_explainer(self.options.cam_method, model)
-        ranked = sorted(((obs.probability, track.track_id, obs) for track in result.tracks
+        ranked = sorted(((obs.probability, track.track_id, obs) for track in result.tracks if track.counted
                          for obs in track.observations), key=lambda item: (-item[0], item[2].frame_index))
         chosen = ranked[: self.options.gradcam_frames]
         maps = self._explainer.heatmaps(np.stack([obs.crop for _, _, obs in chosen]))

@@ -38,6 +38,8 @@ def result_to_dict(result: ScanResult, card: ModelCard, model_source: str = "") 
         tracks.append({
             "track_id": track.track_id,
             "fake_probability": _r(score),
+            "counted": track.counted,
+            "not_counted_reason": None if track.counted else track.reason,
             "frames": [{
                 "frame_index": obs.frame_index,
                 "time": obs.time,
@@ -45,6 +47,7 @@ def result_to_dict(result: ScanResult, card: ModelCard, model_source: str = "") 
                 "confidence": _r(obs.detection.confidence),
                 "landmarks": {name: [round(float(x), 1), round(float(y), 1)]
                               for name, (x, y) in zip(KEYPOINT_NAMES, obs.detection.keypoints)},
+                "alignment_angle": round(float(obs.angle), 1),
                 "fake_probability": _r(obs.probability),
             } for obs in track.observations],
         })
@@ -101,7 +104,9 @@ def timeline_png(result: ScanResult, threshold: float) -> bytes | None:
     for track, score in zip(result.tracks, result.track_scores):
         xs = [o.frame_index if is_image else o.time for o in track.observations]
         ys = [o.probability for o in track.observations]
-        ax.plot(xs, ys, marker="o", ms=3, label=f"face {track.track_id} (score {score:.2f})")
+        label = f"face {track.track_id} (score {score:.2f})" + ("" if track.counted else ", not counted")
+        ax.plot(xs, ys, marker="o", ms=3, ls="-" if track.counted else ":", alpha=1.0 if track.counted else 0.5,
+                label=label)
     ax.axhline(threshold, color="red", ls="--", lw=1, label=f"threshold {threshold:.2f}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("frame" if is_image else "time (s)")
@@ -165,7 +170,8 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
     ]
     if score is not None:
         parts.append(f"<p>Fake probability <b>{score:.3f}</b> (threshold {doc['threshold']:.3f}; the video's score "
-                     "is its most suspicious face track's score).</p>")
+                     "is its most suspicious counted face track's score; faces seen in too few frames do "
+                     "not count).</p>")
     if doc["error"]:
         parts.append(f"<p class='warn'>{e(doc['error'])}</p>")
     for warning in doc["warnings"]:
@@ -177,8 +183,9 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
     if result.tracks:
         parts.append("<h2>Faces</h2>")
         for track, tscore in zip(result.tracks, result.track_scores):
-            parts.append(f"<h3>Face {track.track_id}: score {tscore:.3f} over {len(track.observations)} frames</h3>"
-                         "<div class='faces'>")
+            note = "" if track.counted else f" (not counted in the verdict: {e(track.reason or '')})"
+            parts.append(f"<h3>Face {track.track_id}: score {tscore:.3f} over {len(track.observations)} frames"
+                         f"{note}</h3><div class='faces'>")
             for obs in track.observations[:16]:
                 parts.append(f"<img title='t={obs.time}s p={obs.probability:.3f}' "
                              f"src='data:image/png;base64,{_png_b64(obs.crop)}'>")

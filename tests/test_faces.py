@@ -99,7 +99,7 @@ def test_crop_is_a_square_of_margin_times_the_box() -> None:
     image[150:250, 250:330] = 255  # the "face": 80 wide, 100 tall
     box = np.array([250, 150, 330, 250], np.float32)
     keypoints = np.array([[290, 200], [250, 150], [330, 250]], np.float32)  # centre and the two box corners
-    crop = crop_face(image, box, keypoints, margin=1.5, size=150)
+    crop = crop_face(image, box, keypoints, margin=1.5, size=150, align=False)  # keypoints are not eyes here
     assert crop.image.shape == (150, 150, 3)
     left, top, right, bottom = crop.crop_box
     assert right - left == bottom - top == 150  # longer side 100 x 1.5

@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from detector import metrics  # noqa: E402
+from detector import aggregate, metrics  # noqa: E402
 from detector.errors import DetectorError  # noqa: E402
 from detector.model import Detector, load_detector  # noqa: E402
 from detector.pipeline import ScanOptions, Scanner  # noqa: E402
@@ -32,16 +32,20 @@ from detector.pipeline import ScanOptions, Scanner  # noqa: E402
 log = logging.getLogger(__name__)
 
 
-def frame_table_from_scans(records: list[dict]) -> list[dict]:
-    """Rows (item, label, kind, score) for the frames of each item's most suspicious track.
+def frame_table_from_scans(records: list[dict], rule: str = "mean") -> list[dict]:
+    """Rows (item, label, kind, score) for the frames of each item's decisive track.
 
-    Feeding only that track's frames to a mean aggregation reproduces the scanner's video score exactly.
+    The decisive track is chosen by the scanner's own rule (:func:`detector.aggregate.decide`: only counted tracks,
+    the most suspicious wins), so pooling these rows by ``rule`` reproduces the scanner's video score exactly.
     """
     rows = []
     for rec in records:
-        if rec["track_probs"]:
-            best = max(rec["track_probs"], key=lambda probs: float(np.mean(probs)))
-            rows += [{"item": rec["item"], "label": rec["label"], "kind": rec["kind"], "score": p} for p in best]
+        if not rec["track_probs"]:
+            continue
+        decisions = [aggregate.TrackDecision(bool(c)) for c in rec.get("counted", [True] * len(rec["track_probs"]))]
+        scores, _ = aggregate.decide(rec["track_probs"], decisions, rule)
+        best = rec["track_probs"][aggregate.decisive_track(scores, decisions)]
+        rows += [{"item": rec["item"], "label": rec["label"], "kind": rec["kind"], "score": p} for p in best]
     return rows
 
 
@@ -91,7 +95,8 @@ def evaluate_manifest(manifest: Path, out_dir: Path, detector: Detector, frames:
             skipped.append({"input": str(path), "verdict": result.verdict, "error": result.error})
             continue
         records.append({"item": str(path), "label": label, "kind": "image" if result.info.is_image else "video",
-                        "track_probs": [[o.probability for o in t.observations] for t in result.tracks]})
+                        "track_probs": [[o.probability for o in t.observations] for t in result.tracks],
+                        "counted": [t.counted for t in result.tracks]})
     threshold = detector.card.threshold
     extra = {"model": detector.source, "model_card": {"backbone": detector.card.backbone,
                                                       "trained": detector.card.trained},
@@ -118,7 +123,12 @@ def evaluate_prepared(data_dir: Path, out_dir: Path, detector: Detector) -> dict
                                                "kind": "image" if Path(row["path"]).suffix.lower()
                                                in (".jpg", ".jpeg", ".png") else "video", "tracks": {}})
         rec["tracks"].setdefault(row["track"], []).append(float(p))
-    records = [{**r, "track_probs": list(r.pop("tracks").values())} for r in by_item.values()]
+        rec.setdefault("track_counted", {})[row["track"]] = bool(row.get("counted", True))
+    records = []
+    for r in by_item.values():
+        counted = r.pop("track_counted")
+        tracks = r.pop("tracks")
+        records.append({**r, "track_probs": list(tracks.values()), "counted": [counted[t] for t in tracks]})
     extra = {"model": detector.source, "data": str(data_dir)}
     return report_sections(frame_table_from_scans(records), detector.card.threshold, out_dir, extra)
 

@@ -181,6 +181,8 @@ def prepare(items: list[MediaItem], out_dir: Path, frames: int = config.FRAMES_P
                         "item": key, "crop": f"crops/{key}/{name}", "path": str(item.path), "label": item.label,
                         "group": item.group, "split": split, "source": item.source,
                         "frame_index": obs.frame_index, "time": obs.time, "track": track.track_id,
+                        "counted": track.counted, "frames_sampled": len(faces.frames),
+                        "angle": round(float(obs.angle), 1),
                         "confidence": round(obs.detection.confidence, 4),
                         "keypoints": [round(float(v), 2) for v in obs.crop_keypoints.reshape(-1)],
                     })

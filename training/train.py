@@ -168,16 +168,20 @@ def make_dataset(sampler: PairSampler, size: int, batch_size: int):
 
 
 def video_scores(rows: list[dict], probs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Per item: the scanner's rule (mean over each face track, then the most suspicious track)."""
-    from detector.aggregate import pool, video_score
+    """Per item: the scanner's rule (:func:`detector.aggregate.decide` over the tracks the scan would count)."""
+    from detector import aggregate
 
     per_track: dict[str, dict[int, list[float]]] = {}
+    counted: dict[str, dict[int, bool]] = {}
     labels: dict[str, int] = {}
     for row, p in zip(rows, probs):
         per_track.setdefault(row["item"], {}).setdefault(row["track"], []).append(float(p))
+        counted.setdefault(row["item"], {})[row["track"]] = bool(row.get("counted", True))
         labels[row["item"]] = int(row["label"])
     items = sorted(per_track)
-    scores = np.array([video_score([pool(v) for v in per_track[i].values()]) for i in items])
+    scores = np.array([aggregate.decide(list(per_track[i].values()),
+                                        [aggregate.TrackDecision(counted[i][t]) for t in per_track[i]])[1]
+                       for i in items])
     return items, np.array([labels[i] for i in items]), scores
 
 
