@@ -30,10 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402  (the log level must be set before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 
-from .preprocessing import FacePreprocessor  # noqa: E402
+from .classifier import INPUT_NAME, OUTPUT_NAME, build_classifier  # noqa: E402,F401  (re-exported)
+from .preprocessing import FacePreprocessor  # noqa: E402,F401  (registers the layer for loading)
 
-OUTPUT_NAME = "fake_probability"
-INPUT_NAME = "faces"
 JPEG_INPUT_NAME = "image_bytes"
 
 
@@ -72,24 +71,6 @@ class ModelCard:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path}: unreadable model card ({exc})") from None
-
-
-def build_classifier(backbone: str = config.DEFAULT_BACKBONE, weights: str | None = None,
-                     image_size: int = config.IMAGE_SIZE, dropout: float = 0.2) -> keras.Model:
-    """The task model: 0-255 RGB crops -> preprocessing -> backbone -> pooling -> dropout -> sigmoid.
-
-    The Keras input is float32 holding 0-255 values (a uint8 cast inside the graph would stop gradients, and Grad-CAM
-    needs them); the exported SavedModel signatures take uint8 and cast. Built as one flat functional graph (the
-    backbone's layers are not a nested sub-model) so tf-keras-vis can find the last convolution for Grad-CAM.
-    """
-    spec = backbones.get(backbone)
-    inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
-    x = FacePreprocessor(spec.preprocessing, name="preprocess")(inputs)
-    features = spec.build(x, weights)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(features)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_NAME)(x)
-    return keras.Model(inputs, outputs, name=f"deepfake_{backbone.replace('-', '_')}")
 
 
 class Detector:

@@ -30,12 +30,19 @@ def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: s
     """A model card from a training run's summary.json and an evaluation's summary.json."""
     training = {k: run_summary.get(k) for k in (
         "backbone", "weights", "mode", "image_size", "epochs", "steps_per_epoch", "batch_size", "lr", "seed",
-        "landmarks", "train_crops", "train_groups", "images_seen", "seconds", "data", "command", "best", "machine")}
-    how = ("with a linear head trained on its frozen features of" if run_summary.get("mode") == "features"
-           else "fine-tuned on")
-    description = (f"{run_summary['backbone']} ({run_summary.get('weights') or 'random init'} start) {how} "
-                   "self-blended images made from real face crops (video frames and stills); it never saw a real "
-                   "deepfake in training.")
+        "landmarks", "train_crops", "train_groups", "images_seen", "seconds", "data", "command", "best", "machine",
+        "images_seen_this_run", "backend", "h264_augmentation", "leave_one_method_out", "curve")}
+    if run_summary.get("mode") == "recipe":
+        description = (f"{run_summary['backbone']} ({run_summary.get('weights') or 'random init'} start) fine-tuned "
+                       "on real fakes of labeled_pool and self-blended images of real faces, with codec damage on "
+                       "both classes (training.recipe); leave-one-method-out figures under "
+                       "training.leave_one_method_out.")
+    else:
+        how = ("with a linear head trained on its frozen features of" if run_summary.get("mode") == "features"
+               else "fine-tuned on")
+        description = (f"{run_summary['backbone']} ({run_summary.get('weights') or 'random init'} start) {how} "
+                       "self-blended images made from real face crops (video frames and stills); it never saw a "
+                       "real deepfake in training.")
     if notes:
         description += " " + notes
     return ModelCard(
@@ -50,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, required=True, help=".keras checkpoint (e.g. runs/x/best.keras)")
     p.add_argument("--run", type=Path, required=True, help="the training run folder (its summary.json)")
+    p.add_argument("--weights", type=Path, help="weights file (.weights.h5) to load into --checkpoint's model, e.g. "
+                                                "a training.recipe run's final.weights.h5 with --checkpoint its --init")
     p.add_argument("--evaluation", type=Path, help="summary.json of training.evaluate on labelled data")
     p.add_argument("--out", type=Path, default=config.DEFAULT_MODEL_DIR, help="model root to (re)write")
     p.add_argument("--version", type=int, default=1)
@@ -59,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads((args.run / "summary.json").read_text())
         evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else None
         model = keras.models.load_model(args.checkpoint, compile=False)
+        if args.weights:
+            model.load_weights(args.weights)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,139 @@
+"""Leave-one-method-out figures from a training.recipe run, and the run summary the export reads.
+
+    python -m training.lomo_report --run runs/recipe --prior-images 6000
+
+Reads ``recipe_log.json`` (each fold's out-of-fold video scores) and writes ``lomo.json``, ``lomo.md`` and
+``summary.json`` into the run folder:
+
+- pooled out-of-fold ROC-AUC over every held-out video, with a stratified 95 % bootstrap interval;
+- per method: its fakes against every out-of-fold real (each real was scored by the one fold that held it out);
+- fakes caught at 5 % and 10 % false positives on those reals;
+- the same after H.264 at CRF 35 and after halving the resolution, and the AUC drop;
+- the threshold: the score at which 5 % of the out-of-fold reals are called fake (never tuned on a reported set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from detector.metrics import bootstrap_ci
+
+#: False-positive rate on out-of-fold reals at which the shipped threshold is set.
+TARGET_FPR = 0.05
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
+    return float(roc_auc_score(y, s)) if len(set(y.tolist())) == 2 else None
+
+
+def tpr_at_fpr(y: np.ndarray, s: np.ndarray, fpr_target: float) -> float:
+    """Share of fakes scored above the threshold that calls ``fpr_target`` of the reals fake."""
+    threshold = threshold_at_fpr(s[y == 0], fpr_target)
+    return float(np.mean(s[y == 1] >= threshold))
+
+
+def threshold_at_fpr(real_scores: np.ndarray, fpr_target: float) -> float:
+    """The smallest score that calls at most ``fpr_target`` of these reals fake (ties count as fake)."""
+    ordered = np.sort(np.asarray(real_scores, np.float64))[::-1]
+    allowed = int(np.floor(fpr_target * len(ordered)))
+    return float(np.nextafter(ordered[allowed], np.inf)) if allowed < len(ordered) else float(ordered[-1])
+
+
+def block(y: np.ndarray, s: np.ndarray, n_bootstrap: int = 2000) -> dict:
+    auc = _auc(y, s)
+    ci = bootstrap_ci(y, s, _auc, n=n_bootstrap) if auc is not None and n_bootstrap else None
+    return {"fakes": int(y.sum()), "reals": int((1 - y).sum()), "roc_auc": None if auc is None else round(auc, 4),
+            "roc_auc_ci": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
+            "tpr_at_5pct_fpr": round(tpr_at_fpr(y, s, 0.05), 4), "tpr_at_10pct_fpr": round(tpr_at_fpr(y, s, 0.10), 4)}
+
+
+def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
+    """Figures for the as-is scores (with bootstrap intervals) and the damaged copies (point estimates)."""
+    rows = [(fold["method"], item, v) for fold in log["folds"] for item, v in fold["scores"].items()]
+    reals = [v for _, _, v in rows if v["label"] == 0]
+    out: dict = {"folds": len(log["folds"]), "videos": len(rows), "reals": len(reals)}
+    for key in ("score", "crf35", "half_res"):
+        y = np.array([v["label"] for _, _, v in rows])
+        s = np.array([v[key] for _, _, v in rows], np.float64)
+        n = n_bootstrap if key == "score" else 0
+        section = {"pooled": block(y, s, n), "per_method": {}}
+        real_s = np.array([v[key] for v in reals], np.float64)
+        for fold in log["folds"]:
+            fakes = [v[key] for v in fold["scores"].values() if v["label"] == 1]
+            if fakes:
+                yy = np.concatenate([np.zeros(len(real_s)), np.ones(len(fakes))])
+                section["per_method"][fold["method"]] = block(yy, np.concatenate([real_s, fakes]), n)
+        out[{"score": "as_is", "crf35": "h264_crf35", "half_res": "half_resolution"}[key]] = section
+    base = out["as_is"]["pooled"]["roc_auc"]
+    for key in ("h264_crf35", "half_resolution"):
+        auc = out[key]["pooled"]["roc_auc"]
+        out[key]["auc_drop"] = None if base is None or auc is None else round(base - auc, 4)
+    out["threshold_at_5pct_fpr"] = round(threshold_at_fpr(np.array([v["score"] for v in reals]), TARGET_FPR), 4)
+    return out
+
+
+def markdown(fig: dict) -> str:
+    lines = ["| held out | fakes | reals | ROC-AUC [95% CI] | fakes caught at 5% / 10% FP | AUC after CRF 35 | "
+             "AUC at half resolution |", "|---|---:|---:|---|---|---:|---:|"]
+
+    def row(name: str, b: dict, c: dict, h: dict) -> str:
+        ci = "" if not b["roc_auc_ci"] else f" [{b['roc_auc_ci'][0]:.2f}, {b['roc_auc_ci'][1]:.2f}]"
+        return (f"| {name} | {b['fakes']} | {b['reals']} | {b['roc_auc']:.2f}{ci} | "
+                f"{b['tpr_at_5pct_fpr']:.0%} / {b['tpr_at_10pct_fpr']:.0%} | {c['roc_auc']:.2f} | {h['roc_auc']:.2f} |")
+
+    lines.append(row("**all methods, pooled**", fig["as_is"]["pooled"], fig["h264_crf35"]["pooled"],
+                     fig["half_resolution"]["pooled"]))
+    for m, b in fig["as_is"]["per_method"].items():
+        lines.append(row(m, b, fig["h264_crf35"]["per_method"][m], fig["half_resolution"]["per_method"][m]))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="a training.recipe output folder")
+    p.add_argument("--backbone", default="mobilenetv2")
+    p.add_argument("--prior-images", type=int, default=0, help="images the --init model had already seen")
+    p.add_argument("--init-description", default="", help="what the initial model was, for the card")
+    args = p.parse_args(argv)
+    try:
+        log = json.loads((args.run / "recipe_log.json").read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not log.get("folds"):
+        print("error: the run has no leave-one-method-out folds", file=sys.stderr)
+        return 2
+    fig = lomo_figures(log)
+    (args.run / "lomo.json").write_text(json.dumps(fig, indent=2) + "\n")
+    (args.run / "lomo.md").write_text(markdown(fig))
+    settings = log["settings"]
+    summary = {
+        "backbone": args.backbone, "weights": args.init_description or settings.get("init"), "mode": "recipe",
+        "image_size": 224, "batch_size": int(settings["batch_size"]), "lr": float(settings["lr"]),
+        "seed": int(settings["seed"]),
+        "images_seen": args.prior_images + log["final"]["images_seen"],
+        "images_seen_this_run": log["final"]["images_seen"], "images_per_s": log["final"]["images_per_s"],
+        "seconds": log["final"]["seconds"], "backend": log["backend"], "h264_augmentation": settings["h264"],
+        "threshold": fig["threshold_at_5pct_fpr"],
+        "threshold_source": ("score at 5% false positives on the out-of-fold reals of the leave-one-method-out "
+                             "folds (labeled_pool; each real scored by the fold model that did not train on it)"),
+        "leave_one_method_out": fig, "curve": log["curve"],
+        "command": ("python -m training.recipe " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in settings.items()
+            if k in ("pack", "init", "batch_size", "fold_steps", "final_steps", "lr", "sbi_share", "paired_share",
+                     "seed"))),
+    }
+    (args.run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(markdown(fig))
+    print(json.dumps({"threshold": summary["threshold"], "images_seen": summary["images_seen"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

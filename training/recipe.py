@@ -1,0 +1,288 @@
+"""The transfer recipe: real fakes + self-blends + codec damage, leave-one-method-out folds, then the final model.
+
+    KERAS_BACKEND=jax python -m training.recipe --pack packs/main --init runs/init_mnv2.keras --out runs/recipe
+
+Backend-agnostic Keras (no TensorFlow import), so it runs under JAX on a GPU machine that has no TensorFlow, and
+the model it saves loads under TensorFlow for export. Batches are built in worker processes forked *before* Keras
+starts, each holding the decoded pack; every batch is half real, half fake, made of pairs:
+
+- self-blend pairs (``--sbi-share``): a real crop and its self-blend (training.sbi), from every real source: pure
+  blending evidence on real footage, in every batch;
+- same-footage pairs: a real fake and the real half of the same footage (DeepFaceLive streams, MegActor drivers),
+  where only the face differs, so the model cannot learn content;
+- other real fakes against reals drawn from the pool.
+
+Both members of a pair get the same *kind* of random codec damage (training.codec: H.264 at CRF 18-40, rescaling,
+JPEG), drawn independently of the label. Folds: training.folds (one per method, groups never on both sides); each
+fold model starts from the same initial weights and scores its held-out method's videos with the scanner's own
+aggregation rule. The final model trains on everything with more steps. Nothing here picks a checkpoint or a
+threshold on the labelled validation set: the eval set only draws curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detector import aggregate
+from training import codec, sbi
+from training.folds import PoolItem, method_folds
+
+_STATE: dict = {}
+
+
+def load_pack(pack: Path) -> tuple[list[dict], np.ndarray]:
+    meta = json.loads((pack / "meta.json").read_text())
+    crops = meta["crops"]
+    images = np.empty((len(crops), meta["image_size"], meta["image_size"], 3), np.uint8)
+    for i, entry in enumerate(crops):
+        images[i] = cv2.cvtColor(cv2.imread(str(pack / "crops" / entry["file"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return crops, images
+
+
+def pool_items(crops: list[dict]) -> list[PoolItem]:
+    seen: dict[str, PoolItem] = {}
+    for c in crops:
+        if c["role"] == "pool":
+            seen.setdefault(c["item"], PoolItem(c["item"], c["label"], c["method"], c["group"]))
+    return list(seen.values())
+
+
+class Sampler:
+    """Index pools for one training set (a fold's train split, or everything) and the batch maker."""
+
+    def __init__(self, crops: list[dict], allowed_items: set[str] | None):
+        def ok(c: dict) -> bool:
+            return c["role"] != "eval" and (c["role"] != "pool" or allowed_items is None or c["item"] in allowed_items)
+
+        usable = [i for i, c in enumerate(crops) if ok(c)]
+        self.sbi_reals = [i for i in usable if crops[i]["label"] == 0 and "landmarks" in crops[i]]
+        self.pool_reals = [i for i in usable if crops[i]["role"] == "pool" and crops[i]["label"] == 0]
+        self.pool_fakes = [i for i in usable if crops[i]["role"] == "pool" and crops[i]["label"] == 1]
+        by_group: dict[str, dict[int, list[int]]] = {}
+        for i in self.pool_reals + self.pool_fakes:
+            by_group.setdefault(crops[i]["group"], {}).setdefault(crops[i]["label"], []).append(i)
+        self.paired = [g for g in by_group.values() if 0 in g and 1 in g]
+        self.crops = crops
+
+    def pairs(self, n: int, rng: np.random.Generator, sbi_share: float, paired_share: float,
+              images: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        reals, fakes = [], []
+        for _ in range(n):
+            u = rng.random()
+            if u < sbi_share or not self.pool_fakes:
+                i = self.sbi_reals[rng.integers(len(self.sbi_reals))]
+                lm = np.asarray(self.crops[i]["landmarks"], np.float32)
+                fake, _ = sbi.self_blend(images[i], lm, rng)
+                real = images[i]
+            elif u < sbi_share + paired_share and self.paired:
+                group = self.paired[rng.integers(len(self.paired))]
+                real = images[group[0][rng.integers(len(group[0]))]]
+                fake = images[group[1][rng.integers(len(group[1]))]]
+            else:
+                fake = images[self.pool_fakes[rng.integers(len(self.pool_fakes))]]
+                pool = self.pool_reals or self.sbi_reals
+                real = images[pool[rng.integers(len(pool))]]
+            reals.append(real)
+            fakes.append(fake)
+        return reals, fakes
+
+
+def _light_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = image[:, ::-1] if rng.random() < 0.5 else image
+    if rng.random() < 0.5:
+        out = np.clip(out.astype(np.float32) * rng.uniform(0.85, 1.15) + rng.uniform(-12, 12), 0, 255)
+    return np.ascontiguousarray(out, np.uint8)
+
+
+def _init_worker(pack: str, settings: dict) -> None:
+    crops, images = load_pack(Path(pack))
+    _STATE.update(crops=crops, images=images, settings=settings, samplers={})
+    cv2.setNumThreads(1)
+
+
+def _sampler(key: str) -> Sampler:
+    if key not in _STATE["samplers"]:
+        crops = _STATE["crops"]
+        if key == "all":
+            allowed = None
+        else:
+            fold = {f.method: f for f in method_folds(pool_items(crops))}[key]
+            allowed = {it.item for it in fold.train}
+        _STATE["samplers"][key] = Sampler(crops, allowed)
+    return _STATE["samplers"][key]
+
+
+def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """One batch (images float32 0-255, labels) for training set ``key``, fully determined by (seed, index)."""
+    key, seed, index = task
+    s = _STATE["settings"]
+    rng = np.random.default_rng([seed, index])
+    half = s["batch_size"] // 2
+    reals, fakes = _sampler(key).pairs(half, rng, s["sbi_share"], s["paired_share"], _STATE["images"])
+    images = np.stack([_light_augment(x, rng) for x in reals + fakes])
+    images = codec.damage_batch(images, rng, use_h264=s["h264"])
+    labels = np.concatenate([np.zeros(half, np.float32), np.ones(half, np.float32)])
+    order = rng.permutation(len(labels))
+    return images[order].astype(np.float32), labels[order]
+
+
+def video_scores(crops: list[dict], probs: np.ndarray, items: set[str]) -> dict[str, float]:
+    """Scanner's rule per item (counted tracks, mean per track, most suspicious track)."""
+    tracks: dict[str, dict[int, list[float]]] = {}
+    counted: dict[str, dict[int, bool]] = {}
+    for c, p in zip(crops, probs):
+        if c["item"] in items:
+            tracks.setdefault(c["item"], {}).setdefault(c["track"], []).append(float(p))
+            counted.setdefault(c["item"], {})[c["track"]] = bool(c["counted"])
+    out = {}
+    for item, per in tracks.items():
+        decisions = [aggregate.TrackDecision(counted[item][t]) for t in per]
+        out[item] = aggregate.decide(list(per.values()), decisions)[1]
+    return out
+
+
+def _damaged(images: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "crf35":
+        return codec.h264_roundtrip(images, 35) if codec.ffmpeg_available() else np.stack(
+            [codec.jpeg_roundtrip(x, 30) for x in images])
+    return np.stack([codec.rescale_roundtrip(x, 0.5) for x in images])
+
+
+def _auc(labels: list[int], scores: list[float]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pack", type=Path, required=True)
+    p.add_argument("--init", type=Path, required=True, help="initial whole-model .keras (e.g. ImageNet backbone)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--fold-steps", type=int, default=600, help="steps per leave-one-method-out fold (0: no folds)")
+    p.add_argument("--final-steps", type=int, default=1600)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--sbi-share", type=float, default=0.5, help="share of pairs that are self-blends")
+    p.add_argument("--paired-share", type=float, default=0.25, help="share of same-footage real/fake pairs")
+    p.add_argument("--curve-points", type=int, default=4, help="eval-set scores this many times in the final run")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-budget", type=float, default=0, help="seconds; skip remaining folds past this")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = {"batch_size": args.batch_size, "sbi_share": args.sbi_share, "paired_share": args.paired_share,
+                "h264": codec.ffmpeg_available()}
+    # fork the batch workers before Keras and its backend start threads
+    workers = mp.get_context("fork").Pool(args.workers, _init_worker, (str(args.pack), settings))
+    started = time.time()
+    crops, images = load_pack(args.pack)
+    import keras
+
+    from detector.preprocessing import FacePreprocessor  # noqa: F401  (registers the layer for loading)
+
+    log = {"settings": {**settings, **{k: str(v) for k, v in vars(args).items()}}, "backend": keras.backend.backend(),
+           "folds": [], "curve": []}
+    print(f"backend {keras.backend.backend()}, {len(crops)} crops, h264 {settings['h264']}, workers {args.workers}",
+          flush=True)
+    model = keras.models.load_model(args.init, compile=False)
+    initial = [w.copy() for w in model.get_weights()]
+
+    optimizer = keras.optimizers.AdamW(
+        keras.optimizers.schedules.CosineDecay(args.lr * 0.1, 1, alpha=0.05, warmup_target=args.lr, warmup_steps=1),
+        weight_decay=args.weight_decay)
+    model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(label_smoothing=0.05))
+
+    def fit(key: str, steps: int, seed: int, segments: int = 1, after_segment=None) -> float:
+        """Train from the initial weights for ``steps`` batches, in ``segments`` fit calls (the cosine schedule
+        runs on across them); ``after_segment(step, loss)`` runs between them, when the weights are in sync.
+
+        The model is compiled once: each run resets the weights and zeroes the optimizer's state (step counter
+        included), so the compiled train step is reused instead of being traced and compiled again per fold."""
+        warmup = max(1, steps // 10)
+        optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
+            args.lr * 0.1, max(1, steps - warmup), alpha=0.05, warmup_target=args.lr, warmup_steps=warmup)
+        model.set_weights(initial)
+        for variable in optimizer.variables:
+            variable.assign(np.zeros(variable.shape, variable.dtype))
+        t = time.time()
+        bounds = np.linspace(0, steps, segments + 1).round().astype(int)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            batches = workers.imap(make_batch, ((key, seed, i) for i in range(lo, hi)), chunksize=2)
+            history = model.fit(batches, steps_per_epoch=int(hi - lo), epochs=1, verbose=2)
+            if after_segment:
+                after_segment(int(hi), float(history.history["loss"][-1]))
+        rate = steps * args.batch_size / (time.time() - t)
+        print(f"{key}: {steps} steps, {rate:.0f} images/s (evaluation included)", flush=True)
+        return rate
+
+    def predict(indices: list[int]) -> np.ndarray:
+        return model.predict(images[indices].astype(np.float32), batch_size=256, verbose=0).reshape(-1)
+
+    items = pool_items(crops)
+    eval_idx = [i for i, c in enumerate(crops) if c["role"] == "eval"]
+    eval_items = {crops[i]["item"]: crops[i]["label"] for i in eval_idx}
+
+    def eval_auc() -> float | None:
+        if not eval_idx:
+            return None
+        scores = video_scores([crops[i] for i in eval_idx], predict(eval_idx), set(eval_items))
+        return _auc([eval_items[k] for k in scores], list(scores.values()))
+
+    if args.fold_steps:
+        for k, fold in enumerate(method_folds(items, args.seed)):
+            if args.time_budget and time.time() - started > args.time_budget:
+                print(f"time budget spent: fold {fold.method} skipped", flush=True)
+                continue
+            rate = fit(fold.method, args.fold_steps, args.seed + 1 + k)
+            test_items = {it.item for it in fold.test}
+            idx = [i for i, c in enumerate(crops) if c["role"] == "pool" and c["item"] in test_items]
+            test_crops = [crops[i] for i in idx]
+            scores = video_scores(test_crops, predict(idx), test_items)
+            # robustness: the same held-out crops after H.264 at CRF 35, and after a 2x downscale (about what a
+            # 720p source re-encoded at 360p loses), both on top of whatever the source already had
+            damaged = {"crf35": _damaged(images[idx], "crf35"), "half_res": _damaged(images[idx], "half_res")}
+            robust = {name: video_scores(test_crops, model.predict(x.astype(np.float32), batch_size=256,
+                                                                   verbose=0).reshape(-1), test_items)
+                      for name, x in damaged.items()}
+            labels = {it.item: it.label for it in fold.test}
+            entry = {"method": fold.method, "images_seen": args.fold_steps * args.batch_size,
+                     "images_per_s": round(rate), "train_items": len(fold.train),
+                     "scores": {i: {"label": labels[i], "score": s, **{k: r[i] for k, r in robust.items()}}
+                                for i, s in scores.items()},
+                     "eval_video_auc": eval_auc()}
+            log["folds"].append(entry)
+            print(f"fold {fold.method}: fold AUC {_auc([labels[i] for i in scores], list(scores.values()))}, "
+                  f"eval AUC {entry['eval_video_auc']}", flush=True)
+            (args.out / "recipe_log.json").write_text(json.dumps(log, indent=1))
+
+    def curve_point(step: int, loss: float) -> None:
+        point = {"step": step, "images_seen": step * args.batch_size, "loss": round(loss, 4),
+                 "eval_video_auc": eval_auc()}
+        log["curve"].append(point)
+        print(f"curve: {point}", flush=True)
+
+    rate = fit("all", args.final_steps, args.seed + 100, max(1, args.curve_points), curve_point)
+    log["final"] = {"images_seen": args.final_steps * args.batch_size, "images_per_s": round(rate),
+                    "eval_video_auc": eval_auc(), "seconds": round(time.time() - started)}
+    # weights only (about 9 MB): a compiled .keras also stores the optimizer's state and grows past what a
+    # remote machine's output limit takes back; training.recipe_export rebuilds the model from --init
+    model.save_weights(args.out / "final.weights.h5")
+    (args.out / "recipe_log.json").write_text(json.dumps(log, indent=1))
+    print(json.dumps(log["final"]), flush=True)
+    workers.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
