@@ -50,6 +50,9 @@ def scan_parser() -> argparse.ArgumentParser:
     p.add_argument("--serving-url", metavar="URL",
                    help="score faces on a TF Serving model server (e.g. http://host:8501/v1/models/deepfake) "
                         "instead of loading the model in-process")
+    p.add_argument("--trusted-signers", type=Path, metavar="PEM", default=config.TRUSTED_SIGNERS,
+                   help="PEM file of the certificate authorities whose content-credential signers you trust "
+                        "(default: none, so every signer is reported as 'not verified')")
     p.add_argument("--evaluate", type=Path, metavar="MANIFEST",
                    help="evaluate the model on a labelled manifest (CSV path,label) instead of scanning")
     p.add_argument("--workers", type=int, default=0,
@@ -105,6 +108,8 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted, in MB (default 200)")
     p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
                    help=f"frames sampled per video (default {config.FRAMES_PER_VIDEO})")
+    p.add_argument("--trusted-signers", type=Path, metavar="PEM", default=config.TRUSTED_SIGNERS,
+                   help="PEM file of the certificate authorities whose content-credential signers you trust")
     return p
 
 
@@ -123,7 +128,8 @@ def serve_main(argv: list[str]) -> int:
 
     try:
         return serve(ServeConfig(host=args.host, port=args.port, data_dir=args.data_dir, model=args.model,
-                                 max_upload_mb=args.max_upload_mb, frames=args.frames))
+                                 max_upload_mb=args.max_upload_mb, frames=args.frames,
+                                 trusted_signers=args.trusted_signers))
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -140,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from detector import batch, report
         from detector.pipeline import ScanOptions
+        from detector.provenance import load_trusted_signers
 
+        trusted = load_trusted_signers(args.trusted_signers) if args.trusted_signers else None
         if args.evaluate is None:
             batch.list_inputs(args.input)
             batch.prepare_output(args.output)
@@ -152,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                                      show_progress=not args.quiet)
         options = ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
                               min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
-                              gradcam=not args.no_gradcam, cam_method=args.cam)
+                              gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted)
         outcome = batch.run(args.input, args.output, detector, options, show_progress=not args.quiet,
                             workers=args.workers, resume=not args.overwrite)
     except DetectorError as exc:

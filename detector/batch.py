@@ -20,6 +20,7 @@ from . import report
 from .errors import DetectorError, InputError
 from .model import Detector
 from .pipeline import ScanOptions, Scanner, find_media, result_name
+from .provenance import trust_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ def scan_settings(detector: Detector, options: ScanOptions) -> dict:
             "threshold": options.threshold if options.threshold is not None else card.threshold,
             "frames": None if options.fps else options.frames, "fps": options.fps,
             "aggregation": options.aggregation, "max_faces": options.max_faces, "min_face": options.min_face,
-            "margin": options.margin, "gradcam": options.gradcam, "cam": options.cam_method}
+            "margin": options.margin, "gradcam": options.gradcam, "cam": options.cam_method,
+            "trusted_signers": trust_fingerprint(options.trusted_signers)}
 
 
 def _existing_row(out_dir: Path, name: str, settings: dict) -> dict | None:

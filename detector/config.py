@@ -48,3 +48,13 @@ DEFAULT_MODEL_DIR = SAVED_MODEL_ROOT / MODEL_NAME
 
 #: Frames larger than this many pixels (100 MP, beyond 8K video) are refused as too large to decode safely.
 MAX_PIXELS = 100_000_000
+
+#: Content credentials (C2PA) and metadata markers: a manifest store whose JSON is larger than this is reported as
+#: oversized and not interpreted, and at most this many actions, ingredients, codes or markers are listed, each text
+#: cut to this many characters (a hostile manifest must not bloat result.json or the report).
+PROVENANCE_MAX_MANIFEST_BYTES = 4_000_000
+PROVENANCE_MAX_ITEMS = 50
+PROVENANCE_MAX_TEXT = 300
+#: PEM file of the certificate authorities whose signers count as verified (``--trusted-signers``); None: every
+#: signer of content credentials is reported as "not verified".
+TRUSTED_SIGNERS: Path | None = None

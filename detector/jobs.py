@@ -80,6 +80,7 @@ class Job:
     fake_probability: float | None = None
     error: str | None = None
     result_name: str | None = None
+    credentials: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -250,4 +251,5 @@ class ScanWorker:
         self.store.update(job_id, status="error" if result.verdict == "error" else "done", finished=now(),
                           verdict=result.verdict, error=result.error,
                           fake_probability=None if result.score is None else round(float(result.score), 4),
-                          result_name=result.name, progress={"done": len(result.frames), "total": total})
+                          result_name=result.name, progress={"done": len(result.frames), "total": total},
+                          credentials=result.provenance.short if result.provenance else None)

@@ -18,6 +18,7 @@ from . import aggregate, config, video
 from .errors import DetectorError
 from .faces import FaceDetector, FaceTrack, FaceTracker, Observation, crop_face
 from .model import Detector
+from .provenance import Provenance, read_provenance
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class ScanOptions:
     gradcam: bool = True
     cam_method: str = "gradcam++"
     gradcam_frames: int = config.GRADCAM_FRAMES
+    #: PEM text of the certificate authorities whose content-credential signers count as verified
+    trusted_signers: str | None = None
 
 
 @dataclass
@@ -73,6 +76,7 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: dict = field(default_factory=dict)
+    provenance: Provenance | None = None
 
 
 def find_media(root: Path) -> list[Path]:
@@ -227,7 +231,7 @@ class Scanner:
 
     def new_result(self, path: Path, name: str | None = None) -> ScanResult:
         return ScanResult(path=str(path), name=name or result_name(path, None), verdict="error",
-                          threshold=self.threshold)
+                          threshold=self.threshold, provenance=read_provenance(path, self.options.trusted_signers))
 
     @staticmethod
     def fail(result: ScanResult, exc: BaseException) -> ScanResult:

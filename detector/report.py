@@ -24,7 +24,9 @@ from .pipeline import ScanResult
 
 SCHEMA_VERSION = 1
 SUMMARY_FIELDS = ("input", "name", "verdict", "fake_probability", "threshold", "faces", "frames_sampled",
-                  "duration_s", "resolution", "seconds", "provisional", "error")
+                  "duration_s", "resolution", "seconds", "provisional", "error", "content_credentials",
+                  "credentials_source", "credentials_validation", "credentials_signer", "provenance",
+                  "metadata_ai_markers")
 
 
 def _r(value: float | None, digits: int = 4) -> float | None:
@@ -70,6 +72,7 @@ def result_to_dict(result: ScanResult, card: ModelCard, model_source: str = "") 
                     for e in result.explanations],
         "warnings": result.warnings,
         "error": result.error,
+        "provenance": result.provenance.to_dict() if result.provenance else None,
         "timing_seconds": result.seconds,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -164,7 +167,9 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
         ".verdict{font-size:2em;font-weight:700}.warn{background:#fff3e0;border-left:4px solid #e65100;"
         "padding:.5em 1em;margin:.5em 0}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;"
         "text-align:left}.faces img{width:112px;height:112px;margin:2px}.cams img{width:224px;margin:4px}"
-        "figure{display:inline-block;margin:4px}figcaption{font-size:.8em}</style></head><body>",
+        "figure{display:inline-block;margin:4px}figcaption{font-size:.8em}.provenance{background:#eef3f8;"
+        "border-left:4px solid #1565c0;padding:.5em 1em;margin:1em 0}.provenance summary{cursor:pointer}"
+        ".tampered{color:#c62828;font-weight:700}</style></head><body>",
         f"<h1>{e(doc['name'])}</h1>",
         f"<div class='verdict' style='color:{_verdict_colour(doc['verdict'])}'>{e(doc['verdict'].upper())}</div>",
     ]
@@ -172,6 +177,8 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
         parts.append(f"<p>Fake probability <b>{score:.3f}</b> (threshold {doc['threshold']:.3f}; the video's score "
                      "is its most suspicious counted face track's score; faces seen in too few frames do "
                      "not count).</p>")
+    if doc.get("provenance"):
+        parts.append(provenance_html(doc["provenance"]))
     if doc["error"]:
         parts.append(f"<p class='warn'>{e(doc['error'])}</p>")
     for warning in doc["warnings"]:
@@ -209,6 +216,75 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
     return "\n".join(parts)
 
 
+CREDENTIALS_NOTE = ("Content credentials are a signed statement by whoever made or edited the file; they are shown "
+                    "beside the verdict and do not change the fake probability. See the README for what they can "
+                    "and cannot prove.")
+
+
+def _action_text(action: dict) -> str:
+    """'edited (composite with AI), software X, at T' for one recorded action."""
+    text = f"{action['words']} ({action['source']})" if action.get("source") else action["words"]
+    if action.get("software"):
+        text += f", software {action['software']}"
+    if action.get("when"):
+        text += f", at {action['when']}"
+    return text
+
+
+def provenance_html(prov: dict) -> str:
+    """The content-credentials box: the one-line statement, what it means, and the details in a table."""
+    e = html.escape
+    status = prov.get("status")
+    alarm = " class='tampered'" if prov.get("validation") in ("tampered", "invalid") else ""
+    parts = ["<section class='provenance'><h2>Content credentials</h2>",
+             f"<p{alarm}><b>{e(prov.get('summary') or '')}</b></p>"]
+    if prov.get("metadata_summary"):
+        parts.append(f"<p>{e(prov['metadata_summary'])}</p>")
+    parts.append(f"<p><small>{e(CREDENTIALS_NOTE)}</small></p>")
+    rows: list[tuple[str, str]] = []
+    if status == "present":
+        generator = " ".join(p for p in (prov.get("claim_generator"), prov.get("claim_generator_version")) if p)
+        rows += [("made with (claim generator)", generator), ("signer", prov.get("signer") or ""),
+                 ("signing certificate", prov.get("signer_subject") or ""),
+                 ("certificate issued by", prov.get("signer_issuer") or ""),
+                 ("signer verified", "yes (on the trusted-signer list)" if prov.get("signer_verified")
+                  else "no (not on a trusted-signer list)"),
+                 ("signing time", prov.get("signing_time") or "not stated (no trusted timestamp)"),
+                 ("validation", prov.get("validation_words") or "")]
+        for code in prov.get("validation_codes") or []:
+            rows.append(("validation code", f"{code['code']}: {code['words']}"))
+        for action in prov.get("actions") or []:
+            rows.append(("action", _action_text(action)))
+        for ing in prov.get("ingredients") or []:
+            facts = [ing.get("title") or "untitled", f"({ing.get('relationship') or 'ingredient'})",
+                     "with its own credentials" if ing.get("has_credentials") else "without credentials"]
+            if ing.get("source"):
+                facts.append(f"— {ing['source']}")
+            if ing.get("problems"):
+                facts.append(f"— problems: {'; '.join(ing['problems'])}")
+            rows.append(("ingredient", " ".join(facts)))
+    for marker in prov.get("metadata") or []:
+        rows.append((f"metadata: {marker['where']} {marker['field']}", f"{marker['value']} — {marker['meaning']}"))
+    for note in prov.get("notes") or []:
+        rows.append(("note", note))
+    if rows:
+        parts.append("<details><summary>Details</summary><table>")
+        parts += [f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows]
+        parts.append("</table></details>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _provenance_columns(prov: dict | None) -> dict:
+    """The summary.csv columns of a result's provenance block (all empty for results made before it existed)."""
+    if not prov:
+        return {}
+    markers = [f"{m['meaning']} ({m['where']} {m['field']})" for m in prov.get("metadata") or [] if m.get("ai")]
+    return {"content_credentials": prov.get("status"), "credentials_source": prov.get("source"),
+            "credentials_validation": prov.get("validation"), "credentials_signer": prov.get("signer"),
+            "provenance": prov.get("summary"), "metadata_ai_markers": "; ".join(markers) or None}
+
+
 def summary_row(doc: dict) -> dict:
     info = doc.get("video") or {}
     return {
@@ -219,6 +295,7 @@ def summary_row(doc: dict) -> dict:
         "resolution": f"{info['width']}x{info['height']}" if info else None,
         "seconds": (doc.get("timing_seconds") or {}).get("total"),
         "provisional": doc["provisional"], "error": doc["error"],
+        **_provenance_columns(doc.get("provenance")),
     }
 
 
@@ -233,11 +310,21 @@ def write_summary(rows: list[dict], out_dir: Path) -> Path:
     return path
 
 
+def _credentials_cell(row: dict) -> str:
+    """Content credentials in a few words for the terminal table: none, or the source and the check's outcome."""
+    status = row.get("content_credentials")
+    if status == "absent" and row.get("metadata_ai_markers"):
+        return "none; metadata says AI"
+    if status != "present":
+        return {"absent": "none", None: ""}.get(status, str(status))
+    return f"{row.get('credentials_source') or 'present'} ({row.get('credentials_validation')})"
+
+
 def format_table(rows: list[dict]) -> str:
     """A plain-text table for the terminal."""
-    headers = ("name", "verdict", "fake_prob", "faces", "note")
+    headers = ("name", "verdict", "fake_prob", "faces", "credentials", "note")
     lines = [[r["name"], r["verdict"], "" if r["fake_probability"] is None else f"{r['fake_probability']:.3f}",
-              str(r["faces"]), (r["error"] or "")[:70]] for r in rows]
+              str(r["faces"]), _credentials_cell(r), (r["error"] or "")[:70]] for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]

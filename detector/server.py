@@ -96,6 +96,7 @@ class ScanSummary(BaseModel):
     error: str | None
     media: dict[str, Any]
     links: dict[str, str]
+    credentials: str | None = None
 
 
 class ScanDetail(ScanSummary):
@@ -376,6 +377,7 @@ class ServeConfig:
     model: Path | None = None
     max_upload_mb: float = 200.0
     frames: int = 32
+    trusted_signers: Path | None = None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -397,13 +399,15 @@ def serve(cfg: ServeConfig) -> int:
     from .batch import prepare_output
     from .model import load_detector
     from .pipeline import ScanOptions, Scanner
+    from .provenance import load_trusted_signers
 
+    trusted = load_trusted_signers(cfg.trusted_signers) if cfg.trusted_signers else None
     sock = _bind(cfg.host, cfg.port)
     prepare_output(cfg.data_dir)
     store = JobStore(cfg.data_dir)
     queued = store.load()
     detector = load_detector(cfg.model)
-    scanner = Scanner(detector, ScanOptions(frames=cfg.frames))
+    scanner = Scanner(detector, ScanOptions(frames=cfg.frames, trusted_signers=trusted))
     scanner.faces.detect(_blank_frame())  # loads MTCNN now rather than during the first user's scan
     worker = ScanWorker(store, scanner, detector.card, detector.source)
     for job_id in queued:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,3 +17,168 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
     make_demo(folder)
     return folder
+
+
+@dataclass
+class SigningChain:
+    """A certificate chain made for one test session: a test CA and an ES256 signing certificate it issued."""
+
+    certificates: bytes  # leaf then CA, PEM
+    private_key: bytes  # PEM (PKCS#8)
+    ca: bytes  # the CA alone, PEM: what a trusted-signer list holds
+
+
+def make_test_chain(organisation: str, common_name: str = "Test Signer") -> SigningChain:
+    """A fresh CA and signing certificate with the extensions C2PA requires of a signer (digitalSignature key usage,
+    emailProtection extended key usage, subject and authority key identifiers); nothing is read from disk."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def usage(sign: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=not sign,
+                             crl_sign=not sign, encipher_only=False, decipher_only=False)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation)])
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = name(f"{organisation} Test CA")
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(usage(sign=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name(common_name)).issuer_name(ca_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(sign=True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return SigningChain(certificates=leaf.public_bytes(pem) + ca.public_bytes(pem),
+                     private_key=key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()),
+                     ca=ca.public_bytes(pem))
+
+
+#: IPTC digital source type URIs used by the fixtures
+AI_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+CAMERA_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
+
+
+def sign_media(source: Path, target: Path, chain: SigningChain, manifest: dict,
+               ingredient: tuple[Path, dict] | None = None) -> Path:
+    """Sign ``source`` into ``target`` with c2pa-python (MIME type from the suffix); optionally with an ingredient
+    (its file and its description)."""
+    import c2pa
+
+    mime = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".png": "image/png"}[source.suffix]
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain.certificates, chain.private_key, None))
+    with c2pa.Builder(manifest) as builder, source.open("rb") as src, target.open("w+b") as dst:
+        if ingredient is not None:
+            path, description = ingredient
+            with path.open("rb") as stream:
+                builder.add_ingredient(description, mime, stream)
+        builder.sign(signer, mime, src, dst)
+    return target
+
+
+def credentials_manifest(generator: str, source_type: str, **action: str) -> dict:
+    """A minimal manifest: one claim generator and one c2pa.created action with the given digital source type."""
+    name, _, version = generator.partition(" ")
+    return {"claim_generator_info": [{"name": name, "version": version}],
+            "assertions": [{"label": "c2pa.actions", "data": {"actions": [
+                {"action": "c2pa.created", "digitalSourceType": source_type, **action}]}}]}
+
+
+def flip_after(data: bytes, marker: bytes, offset: int, length: int) -> bytes:
+    """``data`` with ``length`` bytes starting ``offset`` bytes after the first ``marker`` set to 0xFF."""
+    start = data.index(marker) + offset
+    return data[:start] + b"\xff" * length + data[start + length:]
+
+
+def xmp_packet(**properties: str) -> bytes:
+    """An XMP packet with the given properties as attributes (prefix Iptc4xmpExt or dcterms as named)."""
+    attributes = " ".join(f'{name}="{value}"' for name, value in properties.items())
+    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+            f'xmlns:dcterms="http://purl.org/dc/terms/" {attributes}/></rdf:RDF></x:xmpmeta>').encode()
+
+
+def with_xmp_box(mp4: bytes, xmp: bytes) -> bytes:
+    """An MP4 with a top-level XMP ``uuid`` box appended, where Adobe tools and ffprobe look for it."""
+    return mp4 + (24 + len(xmp)).to_bytes(4, "big") + b"uuid" + bytes.fromhex("be7acfcb97a942e89c71999491e3afac") + xmp
+
+
+@dataclass
+class CredentialedMedia:
+    """The demo media signed and damaged in the ways the provenance tests need (see the fixture)."""
+
+    folder: Path
+    newsroom: SigningChain
+    generator: SigningChain
+
+    def __getitem__(self, name: str) -> Path:
+        return self.folder / name
+
+
+@pytest.fixture(scope="session")
+def credentialed_media(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> CredentialedMedia:
+    """The demo clip and still with content credentials, signed during the session by test chains made here.
+
+    The five an end-to-end scan covers: ``ai_generated.mp4`` (a video generator's chain, digital source type
+    trainedAlgorithmicMedia), ``camera.jpg`` (a newsroom's chain, digitalCapture), ``tampered.mp4`` (the AI clip with
+    one byte of its container metadata changed after signing: its hash no longer matches, but it still plays),
+    ``unsigned.mp4`` (the plain demo clip) and ``corrupt_manifest.mp4`` (bytes inside the AI clip's claim
+    overwritten). Further cases for unit tests: ``truncated.mp4`` (cut inside the manifest), ``edited.jpg`` (the
+    camera still as ingredient, edited with AI), ``oversized.mp4`` (a 600 kB assertion), ``remote.jpg`` (XMP points
+    to credentials online), ``xmp_marked.mp4`` and ``generated.png`` (unsigned, AI markers in ordinary metadata)."""
+    from PIL import Image, PngImagePlugin
+
+    folder = tmp_path_factory.mktemp("credentials")
+    clip, still = demo / "astronaut_pan.mp4", demo / "astronaut.jpg"
+    media = CredentialedMedia(folder, newsroom=make_test_chain("Test Newsroom"),
+                              generator=make_test_chain("Test Video Generator"))
+    ai = sign_media(clip, folder / "ai_generated.mp4", media.generator,
+                    credentials_manifest("TestVideoGen 2.1", AI_SOURCE, softwareAgent="TestVideoGen"))
+    camera = sign_media(still, folder / "camera.jpg", media.newsroom,
+                        credentials_manifest("TestCamera 1.0", CAMERA_SOURCE, when="2026-11-20T10:00:00Z"))
+    data = ai.read_bytes()
+    encoder = data.index(b"Lavf") + 4  # the muxer's version string in the movie's metadata, outside the pictures
+    changed = b"8" if data[encoder:encoder + 1] != b"8" else b"7"
+    (folder / "tampered.mp4").write_bytes(data[:encoder] + changed + data[encoder + 1:])
+    (folder / "unsigned.mp4").write_bytes(clip.read_bytes())
+    (folder / "corrupt_manifest.mp4").write_bytes(flip_after(data, b"c2pa.claim", 30, 60))
+
+    (folder / "truncated.mp4").write_bytes(data[:data.index(b"c2pa.claim") + 100])
+    edit = credentials_manifest("TestEditor 5", "http://cv.iptc.org/newscodes/digitalsourcetype/"
+                                "compositeWithTrainedAlgorithmicMedia", softwareAgent="TestGenerativeFill")
+    edit["assertions"][0]["data"]["actions"][0]["action"] = "c2pa.edited"
+    edit["assertions"][0]["data"]["actions"].insert(0, {"action": "c2pa.opened",
+                                                        "parameters": {"ingredientIds": ["parent"]}})
+    sign_media(camera, folder / "edited.jpg", media.generator, edit,
+               ingredient=(camera, {"title": "camera.jpg", "relationship": "parentOf", "label": "parent"}))
+    big = credentials_manifest("TestVideoGen 2.1", AI_SOURCE)
+    big["assertions"].append({"label": "org.example.padding", "data": {"padding": "x" * 600_000}})
+    sign_media(clip, folder / "oversized.mp4", media.generator, big)
+    with Image.open(still) as image:
+        image.save(folder / "remote.jpg", xmp=xmp_packet(**{"dcterms:provenance": "https://example.com/m.c2pa"}))
+        text = PngImagePlugin.PngInfo()
+        text.add_text("parameters", "an astronaut, Steps: 20, Sampler: Euler a, Seed: 1")
+        text.add_text("Software", "NovelAI")
+        text.add_itxt("XML:com.adobe.xmp", xmp_packet(**{"Iptc4xmpExt:DigitalSourceType": AI_SOURCE}).decode())
+        image.save(folder / "generated.png", pnginfo=text)
+    (folder / "xmp_marked.mp4").write_bytes(with_xmp_box(clip.read_bytes(), xmp_packet(**{
+        "Iptc4xmpExt:DigitalSourceType": AI_SOURCE, "Iptc4xmpExt:AISystemUsed": "TestVideoGen"})))
+    return media

@@ -114,6 +114,7 @@ def test_upload_through_the_page_shows_the_verdict_and_heatmaps(base_url: str, b
     verdict = page.locator("#verdict")
     expect(verdict).to_have_text(re.compile(r"^(real|fake)$", re.I), timeout=SCAN_TIMEOUT_MS)
     expect(page.locator("#probability")).to_contain_text("Fake probability")
+    expect(page.locator("#credentials-summary")).to_contain_text("No content credentials")
     heatmap = page.locator("img.heatmap").first
     expect(heatmap).to_be_visible()
     page.wait_for_function("() => [...document.querySelectorAll('img.heatmap, #timeline')]"

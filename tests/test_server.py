@@ -248,6 +248,7 @@ def test_upload_is_scanned_and_result_follows_the_schema(server: Server, finishe
     assert (result["video"]["width"], result["video"]["height"]) == (480, 360)
     assert result["input"] == "astronaut_pan.mp4" and result["error"] is None
     assert result["gradcam"] and result["timeline"] == "timeline.png"
+    assert result["provenance"]["status"] == "absent" and finished["credentials"] == "none"
     assert str(server.data_dir) not in json.dumps(finished), "server paths leak into the API"
     folder = server.data_dir / finished["id"]
     assert (folder / "upload.mp4").is_file() and json.loads((folder / "job.json").read_text())["status"] == "done"
@@ -277,6 +278,7 @@ def test_scan_list_shows_recent_scans(server: Server, finished: dict) -> None:
     listed = {scan["id"]: scan for scan in reply.json()["scans"]}
     assert listed[finished["id"]]["status"] == "done"
     assert listed[finished["id"]]["verdict"] == finished["verdict"]
+    assert listed[finished["id"]]["credentials"] == "none"
     assert "result" not in listed[finished["id"]]
 
 

@@ -146,6 +146,8 @@ function renderResult(scan, doc) {
     : `Fake probability ${fmtProb(doc.fake_probability)} (threshold ${fmtProb(doc.threshold)}; the score is the ` +
       "most suspicious face's).";
 
+  renderCredentials(doc.provenance);
+
   const warnings = $("warnings");
   warnings.replaceChildren(...doc.warnings.map((w) => el("p", w, { class: "warn" })));
 
@@ -196,6 +198,50 @@ function renderResult(scan, doc) {
   show("result", true);
 }
 
+// Content credentials beside the verdict: the one-line statement, metadata markers, and the details as rows.
+function renderCredentials(prov) {
+  show("credentials", Boolean(prov));
+  if (!prov) return;
+  const summary = $("credentials-summary");
+  summary.textContent = prov.summary;
+  summary.className = prov.validation === "tampered" || prov.validation === "invalid" ? "alarm" : "";
+  $("credentials-metadata").textContent = prov.metadata_summary || "";
+  show("credentials-metadata", Boolean(prov.metadata_summary));
+  const rows = [];
+  if (prov.status === "present") {
+    const generator = [prov.claim_generator, prov.claim_generator_version].filter(Boolean).join(" ");
+    const verified = prov.signer_verified ? "yes (on the trusted-signer list)" : "no (not on a trusted-signer list)";
+    rows.push(["made with (claim generator)", generator], ["signer", prov.signer],
+      ["signing certificate", prov.signer_subject], ["certificate issued by", prov.signer_issuer],
+      ["signer verified", verified],
+      ["signing time", prov.signing_time || "not stated (no trusted timestamp)"],
+      ["validation", prov.validation_words]);
+    for (const code of prov.validation_codes) rows.push(["validation code", `${code.code}: ${code.words}`]);
+    for (const action of prov.actions) {
+      const facts = [action.software && `software ${action.software}`, action.when && `at ${action.when}`];
+      const what = action.source ? `${action.words} (${action.source})` : action.words;
+      rows.push(["action", [what, ...facts.filter(Boolean)].join(", ")]);
+    }
+    for (const ing of prov.ingredients) {
+      const facts = [ing.title || "untitled", `(${ing.relationship || "ingredient"})`,
+        ing.has_credentials ? "with its own credentials" : "without credentials", ing.source && `— ${ing.source}`,
+        ing.problems.length ? `— problems: ${ing.problems.join("; ")}` : ""];
+      rows.push(["ingredient", facts.filter(Boolean).join(" ")]);
+    }
+  }
+  for (const marker of prov.metadata) {
+    rows.push([`metadata: ${marker.where} ${marker.field}`, `${marker.value} — ${marker.meaning}`]);
+  }
+  for (const note of prov.notes) rows.push(["note", note]);
+  const body = $("credentials-facts").querySelector("tbody");
+  body.replaceChildren(...rows.map(([key, value]) => {
+    const row = el("tr");
+    row.append(el("th", key), el("td", value || "–"));
+    return row;
+  }));
+  show("credentials-details", rows.length > 0);
+}
+
 async function loadRecent() {
   let list;
   try {
@@ -208,7 +254,8 @@ async function loadRecent() {
   for (const scan of list.scans) {
     const row = el("tr", null, { "data-id": scan.id });
     row.append(el("td", scan.filename), el("td", scan.status), el("td", scan.verdict || "–"),
-      el("td", fmtProb(scan.fake_probability)), el("td", scan.created.replace("T", " ").replace("+00:00", " UTC")));
+      el("td", fmtProb(scan.fake_probability)), el("td", scan.credentials || "–"),
+      el("td", scan.created.replace("T", " ").replace("+00:00", " UTC")));
     row.classList.toggle("selected", scan.id === currentId);
     row.addEventListener("click", () => openScan(scan.id));
     body.append(row);
