@@ -17,9 +17,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import report
-from .errors import DetectorError, InputError
+from .errors import DetectorError
+from .inputs import check_output, list_inputs, prepare_output, result_name  # noqa: F401  (part of this API)
 from .model import Detector
-from .pipeline import ScanOptions, Scanner, find_media, result_name
+from .pipeline import ScanOptions, Scanner
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +35,6 @@ class BatchOutcome:
     @property
     def errors(self) -> list[dict]:
         return [r for r in self.rows if r["verdict"] == "error"]
-
-
-def prepare_output(out_dir: Path) -> None:
-    """Create the output folder and prove it is writable before any slow work starts."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise DetectorError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
-
-
-def list_inputs(input_path: Path) -> tuple[list[Path], Path | None]:
-    """The files to scan and the folder their result names are relative to (None for a single file)."""
-    if not input_path.exists():
-        raise InputError(f"{input_path}: no such file or folder")
-    if input_path.is_dir():
-        files = find_media(input_path)
-        if not files:
-            raise InputError(f"{input_path}: no video or image files found in this folder")
-        return files, input_path
-    return [input_path], None
 
 
 def scan_settings(detector: Detector, options: ScanOptions) -> dict:
@@ -94,7 +72,8 @@ def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOption
     interrupted run over thousands of files picks up where it stopped. ``workers`` > 0 decodes and detects faces in
     that many processes while this process scores the crops (see :func:`_run_parallel`).
     """
-    files, root = list_inputs(input_path)
+    check_output(input_path, out_dir)
+    files, root = list_inputs(input_path, out_dir)
     prepare_output(out_dir)
     scanner = Scanner(detector, options)
     rows: dict[int, dict] = {}
@@ -116,9 +95,16 @@ def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOption
         try:
             doc = report.write_result(result, out_dir, detector.card, detector.source, settings)
         except OSError as exc:
-            raise DetectorError(f"cannot write results for {result.path} to {out_dir}: {exc}") from None
+            # e.g. a file of the result folder's name is in the way: this input's row says so, the rest carry on
+            result.verdict = "error"
+            result.error = (f"cannot write results for {result.path} to {out_dir / result.name}: "
+                            f"{exc.strerror or exc}")
+            doc = report.result_to_dict(result, detector.card, detector.source)
         rows[i] = report.summary_row(doc)
-        report.write_summary([rows[k] for k in sorted(rows)], out_dir)
+        try:
+            report.write_summary([rows[k] for k in sorted(rows)], out_dir)
+        except OSError as exc:
+            raise DetectorError(f"cannot write the summary to {out_dir}: {exc.strerror or exc}") from None
         bar.update(1)
 
     if workers > 0 and len(todo) > 1:

@@ -37,3 +37,17 @@ DEFAULT_MODEL_DIR = SAVED_MODEL_ROOT / MODEL_NAME
 
 #: Frames larger than this many pixels (100 MP, beyond 8K video) are refused as too large to decode safely.
 MAX_PIXELS = 100_000_000
+
+#: A truncated or damaged video is judged from what decodes (with a warning) when at least this share of its sampled
+#: frames decoded; less is an error, since a verdict on a sliver of the video would mislead.
+MIN_DECODED_FRACTION = 0.5
+
+#: Server: uploads are refused (503) while this many scans wait, uploads being read included.
+MAX_QUEUED_SCANS = 100
+#: Server: a scan cut off by a server stop or crash is queued again until it has been started this many times.
+MAX_SCAN_ATTEMPTS = 2
+#: Server retention of finished scans (upload and results): at most this many days old, this many scans, and this
+#: many GB together (200 MB uploads at most, so a laptop keeps its disk).
+KEEP_DAYS = 7.0
+KEEP_SCANS = 100
+KEEP_GB = 5.0
