@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from . import report
 from .errors import DetectorError
-from .inputs import check_output, list_inputs, prepare_output, result_name  # noqa: F401  (part of this API)
+from .inputs import check_output, list_inputs, prepare_output, unique_names  # noqa: F401  (part of this API)
 from .model import Detector
 from .pipeline import ScanOptions, Scanner
 
@@ -79,8 +79,7 @@ def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOption
     rows: dict[int, dict] = {}
     todo: list[tuple[int, Path, str]] = []
     settings = json.loads(json.dumps(scan_settings(detector, options)))
-    for i, path in enumerate(files):
-        name = result_name(path, root)
+    for i, (path, name) in enumerate(zip(files, unique_names(files, root))):
         row = _existing_row(out_dir, name, settings) if resume else None
         if row is not None:
             rows[i] = row

@@ -73,6 +73,22 @@ def result_name(path: Path, root: Path | None) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in safe) or "input"
 
 
+def unique_names(paths: list[Path], root: Path | None) -> list[str]:
+    """:func:`result_name` of each path, made unique in order ('a b.mp4' and 'a_b.mp4' would share a folder and
+    overwrite each other's results): later duplicates get '-2', '-3', ... Stable for a stable input order, so a
+    rerun finds its results again."""
+    names, used = [], set()
+    for path in paths:
+        base = name = result_name(path, root)
+        count = 1
+        while name in used:
+            count += 1
+            name = f"{base}-{count}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
 def list_inputs(input_path: Path, out_dir: Path | None = None) -> tuple[list[Path], Path | None]:
     """The files to scan and the folder their result names are relative to (None for a single file). ``out_dir`` is
     left out of a folder's walk when it lies inside it."""

@@ -64,7 +64,6 @@ class VideoInfo:
     bit_rate: int | None = None
     orientation: int = 1
     palette_quantized: bool = False
-    start_time: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -259,7 +258,6 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         bit_rate=int(bit_rate) if bit_rate and str(bit_rate).isdigit() else None,
         orientation=orientation,
         palette_quantized=stream.get("codec_name") == "gif" or stream.get("pix_fmt") == "pal8",
-        start_time=0.0 if is_image else round(_float(stream.get("start_time"), _float(fmt.get("start_time"))), 6),
     )
 
 
@@ -368,12 +366,13 @@ def iter_frames(info: VideoInfo, frames: int | None = None, fps: float | None = 
 
 
 def _frame_time(info: VideoInfo, index: int, pts_time: float | None) -> float:
-    """Seconds from the start of the stream: the frame's own timestamp, or index / fps when it has none."""
+    """Seconds from the start of the file: the frame's own timestamp (ffmpeg already counts it from the file's start
+    time, e.g. 1.4 s into an MPEG-TS stream), or index / fps when it has none."""
     if info.is_image:
         return 0.0
     if pts_time is None:
         return round(index / info.fps, 3) if info.fps else 0.0
-    return round(max(0.0, pts_time - info.start_time), 3)
+    return round(max(0.0, pts_time), 3)
 
 
 class _FfmpegLog(threading.Thread):
@@ -448,8 +447,9 @@ def check_complete(info: VideoInfo, requested: int, decoded: int, last_time: flo
     if decoded < MIN_DECODED_FRACTION * requested:
         raise InputError(f"{info.path}: truncated or corrupt video: decoded {decoded} of {requested} sampled frames "
                          f"({where}), too little to judge")
-    if missing == 1 and last_time >= info.duration * (1 - 1.5 / requested):
-        return ["the last sampled frame could not be decoded (the frame count in the header is off by one)"]
+    if missing == 1:  # a cut in the last sampling interval and a header that counts one frame too many look alike
+        return [f"the last sampled frame could not be decoded ({where}): the file ends early or its header counts "
+                "one frame too many"]
     share = round(100 * decoded / requested)
     return [f"truncated or damaged video: only {decoded} of {requested} sampled frames decoded ({share} %; {where}); "
             "the verdict judges only the part that decodes"]
