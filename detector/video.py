@@ -91,20 +91,24 @@ def ffmpeg_url(path: str | os.PathLike) -> str:
     return "file:" + os.path.abspath(path)
 
 
-def _first_error_line(stderr: bytes | None) -> str:
+def _first_error_line(stderr: bytes | None, path: str | os.PathLike) -> str:
     """The most telling line of ffmpeg's stderr, for a one-line error message."""
     if not stderr:
         return "no details from ffmpeg"
-    return _telling_line([ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()])
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return _telling_line(lines, path)
 
 
-def _telling_line(lines: list[str]) -> str:
+def _telling_line(lines: list[str], path: str | os.PathLike) -> str:
+    """The line that says most, without the ``file:`` URL ffmpeg repeats (the message names the file already, and a
+    server must not show its own absolute paths)."""
+    url = ffmpeg_url(path)
     for keyword in ("Invalid data", "moov atom", "No such file", "Permission denied", "could not find codec",
                     "Decoder", "error", "Error"):
         for line in lines:
             if keyword in line:
-                return line
-    return lines[-1] if lines else "no details from ffmpeg"
+                return line.replace(f"{url}: ", "").replace(url, Path(path).name)
+    return lines[-1].replace(f"{url}: ", "").replace(url, Path(path).name) if lines else "no details from ffmpeg"
 
 
 def _parse_rate(rate: str | None) -> float:
@@ -200,7 +204,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     except FileNotFoundError:
         raise InputError("ffprobe not found: install ffmpeg (e.g. apt-get install ffmpeg)") from None
     except ffmpeg.Error as exc:
-        raise InputError(f"{p}: not a readable video or image ({_first_error_line(exc.stderr)})") from None
+        raise InputError(f"{p}: not a readable video or image ({_first_error_line(exc.stderr, p)})") from None
 
     streams = meta.get("streams", [])
     fmt = meta.get("format", {})
@@ -362,7 +366,7 @@ def iter_frames(info: VideoInfo, frames: int | None = None, fps: float | None = 
         log.join()
         process.stderr.close()
     if produced == 0:
-        raise InputError(f"{info.path}: could not decode any frame ({log.message()})")
+        raise InputError(f"{info.path}: could not decode any frame ({log.message(info.path)})")
 
 
 def _frame_time(info: VideoInfo, index: int, pts_time: float | None) -> float:
@@ -416,9 +420,9 @@ class _FfmpegLog(threading.Thread):
             return None
         return item
 
-    def message(self) -> str:
+    def message(self, path: str | os.PathLike) -> str:
         lines = list(self.errors) or list(self.warnings)
-        return _telling_line(lines) if lines else "no details from ffmpeg"
+        return _telling_line(lines, path) if lines else "no details from ffmpeg"
 
 
 def _read_exact(pipe, size: int) -> bytes | None:
