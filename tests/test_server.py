@@ -474,6 +474,14 @@ def test_page_and_its_script_are_served(server: Server) -> None:
 
 
 @pytest.mark.e2e
+def test_server_log_has_no_library_start_up_lines(server: Server, finished: dict) -> None:
+    """TensorFlow's absl and oneDNN notices are not the operator's business unless --verbose asks for them."""
+    log = server.log()
+    assert "serving on http://" in log
+    assert "absl" not in log and "oneDNN" not in log and "cpu_feature_guard" not in log, log
+
+
+@pytest.mark.e2e
 def test_delete_removes_a_scan(server: Server, demo: Path) -> None:
     reply = server.upload((demo / "astronaut.jpg").read_bytes(), "to_delete.jpg")
     assert reply.status == 202, reply.body
