@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                               min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
                               gradcam=not args.no_gradcam, cam_method=args.cam)
         outcome = batch.run(args.input, args.output, detector, options, show_progress=not args.quiet,
-                            workers=args.workers, resume=not args.overwrite)
+                            workers=args.workers, resume=not args.overwrite, worker_stderr=args.verbose)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import report
+from . import logs, report
 from .errors import DetectorError
 from .inputs import check_output, list_inputs, prepare_output, unique_names  # noqa: F401  (part of this API)
 from .model import Detector
@@ -65,12 +65,13 @@ def _existing_row(out_dir: Path, name: str, settings: dict) -> dict | None:
 
 
 def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOptions, show_progress: bool = True,
-        workers: int = 0, resume: bool = True) -> BatchOutcome:
+        workers: int = 0, resume: bool = True, worker_stderr: bool = True) -> BatchOutcome:
     """Scan every input, writing ``out_dir/<name>/`` for each and ``out_dir/summary.csv`` as it goes.
 
     With ``resume`` an input whose result.json already exists is not scanned again (its row is reused), so an
     interrupted run over thousands of files picks up where it stopped. ``workers`` > 0 decodes and detects faces in
-    that many processes while this process scores the crops (see :func:`_run_parallel`).
+    that many processes while this process scores the crops (see :func:`_run_parallel`); ``worker_stderr=False``
+    sends their stderr (TensorFlow's start-up lines in each of them) nowhere.
     """
     check_output(input_path, out_dir)
     files, root = list_inputs(input_path, out_dir)
@@ -107,7 +108,7 @@ def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOption
         bar.update(1)
 
     if workers > 0 and len(todo) > 1:
-        _run_parallel(scanner, todo, save, workers)
+        _run_parallel(scanner, todo, save, workers, worker_stderr)
     else:
         for i, path, name in todo:
             frames_bar = tqdm(total=0, desc=f"{path.name[:30]}", unit="frame", leave=False,
@@ -155,7 +156,8 @@ def _worker_extract(path: Path):
         return None, f"{path}: internal error ({type(exc).__name__}: {exc})", 0.0
 
 
-def _run_parallel(scanner: Scanner, todo: list[tuple[int, Path, str]], save, workers: int) -> None:
+def _run_parallel(scanner: Scanner, todo: list[tuple[int, Path, str]], save, workers: int,
+                  worker_stderr: bool = True) -> None:
     """Workers extract faces; this process scores crops of several videos per model call and writes results.
 
     At most ``2 * workers`` files are in flight, so memory stays flat however large the folder is; finished
@@ -165,8 +167,9 @@ def _run_parallel(scanner: Scanner, todo: list[tuple[int, Path, str]], save, wor
     pending: deque = deque()
     ready: list[tuple[int, Path, str, object, float]] = []
     queue = iter(todo)
-    with ctx.Pool(workers, initializer=_worker_init,
-                  initargs=(scanner.options, scanner.detector.image_size)) as pool:
+    with logs.native_stderr_silenced(not worker_stderr):  # the workers inherit file descriptor 2 as it is now
+        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(scanner.options, scanner.detector.image_size))
+    with pool:
 
         def refill() -> None:
             while len(pending) < 2 * workers:

@@ -218,7 +218,7 @@ class JobStore:
         return "deleted"
 
     def prune(self, retention: Retention, at: _dt.datetime | None = None) -> list[str]:
-        """Delete finished jobs beyond the retention limits, oldest first; returns their ids."""
+        """Delete the finished jobs beyond the retention limits (the newest are kept); returns their ids."""
         at = at or _dt.datetime.now(_dt.timezone.utc)
         with self._lock:
             finished = sorted((j for j in self._jobs.values() if j.status in FINISHED),

@@ -36,8 +36,9 @@ DECODE_MAX_SIDE = 1920
 EXIF_ORIENTATION = 0x0112
 #: A showinfo log line's presentation time: the decoded frame's own timestamp, in seconds.
 _SHOWINFO_TIME = re.compile(r"Parsed_showinfo.*\bn:\s*\d+\s+pts:\s*\S+\s+pts_time:(\S+)")
-#: How long to wait for a frame's timestamp line once its pixels arrived (ffmpeg logs it before writing them).
-_TIME_WAIT_S = 30.0
+#: How long to wait for a frame's timestamp line once its pixels arrived (ffmpeg logs it before writing them, so
+#: only the reading thread's lag is waited for); after one miss the rest of the scan falls back to index / fps.
+_TIME_WAIT_S = 2.0
 #: The level tag ``-loglevel level+...`` puts in each ffmpeg log line.
 _LEVEL_TAG = re.compile(r"\[(?:error|fatal|panic|warning)\] ")
 
@@ -73,7 +74,7 @@ class VideoInfo:
 class Frame:
     """One decoded frame: its index in the stream, its time in seconds, and the RGB pixels (H, W, 3) uint8.
 
-    ``time`` is the decoded frame's own presentation timestamp from the start of the stream, so it is right for
+    ``time`` is the decoded frame's own presentation timestamp from the start of the file, so it is right for
     variable-frame-rate video too (index / average fps is not).
 
     ``scale`` is decoded size / displayed size (below 1 when a huge video was downscaled while decoding).
@@ -165,8 +166,10 @@ def _exif_orientation(path: Path) -> int:
 
 def orient(image: np.ndarray, orientation: int) -> np.ndarray:
     """Turn a still's stored pixels into the picture as displayed, for EXIF orientations 1-8 (the same transforms as
-    Pillow's ``ImageOps.exif_transpose``). Done here, not by ffmpeg: ffmpeg 5.1 applies some orientations and not
-    others (2, a mirror, is ignored) and ffprobe does not report it, so the frame size would be guessed wrong."""
+    Pillow's ``ImageOps.exif_transpose``). Done here rather than by ffmpeg: ffmpeg 5.1 turns JPEGs while decoding
+    but ffprobe reports neither the orientation nor the turned size, so a pipe sized from ffprobe read garbage (and
+    ffmpeg versions differ in whether they apply it at all); decoding as stored and turning here is the same
+    everywhere."""
     if orientation == 2:
         return image[:, ::-1]
     if orientation == 3:
@@ -413,7 +416,8 @@ class _FfmpegLog(threading.Thread):
             return None
         try:
             item = self._times.get(timeout=_TIME_WAIT_S)
-        except queue.Empty:
+        except queue.Empty:  # an ffmpeg whose showinfo lines look different: do not wait on every frame
+            self._ended = True
             return None
         if item is self._END:
             self._ended = True
