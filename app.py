@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from detector import config  # noqa: E402
-from detector.aggregate import RULES  # noqa: E402
-from detector.errors import DetectorError  # noqa: E402
+from detector import config, logs
+from detector.aggregate import RULES
+from detector.errors import DetectorError
 
 
 def scan_parser() -> argparse.ArgumentParser:
@@ -62,6 +59,8 @@ def scan_parser() -> argparse.ArgumentParser:
                    help="scan inputs again even when RESULTS_DIR already holds their result.json")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
     return p
 
 
@@ -79,6 +78,21 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     for name in ("max_faces", "min_face", "batch_size"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Everything about the input and output that can fail, checked before TensorFlow is imported (seconds), so a
+    missing or unusable file is answered at once: the input exists, a single file probes as a video or image, the
+    output folder is not the input folder and is writable."""
+    from detector import inputs
+
+    inputs.check_output(args.input, args.output)
+    files, root = inputs.list_inputs(args.input, args.output)
+    if root is None:
+        from detector import video
+
+        video.probe(files[0])
+    inputs.prepare_output(args.output)
 
 
 def open_detector(args: argparse.Namespace):
@@ -110,6 +124,18 @@ def serve_parser() -> argparse.ArgumentParser:
                    help=f"frames sampled per video (default {config.FRAMES_PER_VIDEO})")
     p.add_argument("--trusted-signers", type=Path, metavar="PEM", default=config.TRUSTED_SIGNERS,
                    help="PEM file of the certificate authorities whose content-credential signers you trust")
+    p.add_argument("--max-queued", type=int, default=config.MAX_QUEUED_SCANS,
+                   help=f"uploads are refused (503) while this many scans wait (default {config.MAX_QUEUED_SCANS})")
+    p.add_argument("--keep-days", type=float, default=config.KEEP_DAYS,
+                   help=f"finished scans (upload and results) are deleted after this many days (default "
+                        f"{config.KEEP_DAYS:g})")
+    p.add_argument("--keep-scans", type=int, default=config.KEEP_SCANS,
+                   help=f"at most this many finished scans are kept, the newest (default {config.KEEP_SCANS})")
+    p.add_argument("--keep-gb", type=float, default=config.KEEP_GB,
+                   help=f"finished scans are kept only while they take at most this many GB together (default "
+                        f"{config.KEEP_GB:g})")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
     return p
 
 
@@ -121,15 +147,19 @@ def serve_main(argv: list[str]) -> int:
         parser.error("--port must be between 0 and 65535")
     if args.frames <= 0:
         parser.error("--frames must be positive")
-    if args.max_upload_mb <= 0:
-        parser.error("--max-upload-mb must be positive")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    from detector.server import ServeConfig, serve
+    for name in ("max_upload_mb", "max_queued", "keep_days", "keep_scans", "keep_gb"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    logs.setup(args.verbose, level=logging.INFO)
+    with logs.native_stderr_silenced(not args.verbose):
+        from detector.jobs import Retention
+        from detector.server import ServeConfig, serve
 
+    retention = Retention(max_age_days=args.keep_days, max_scans=args.keep_scans, max_gb=args.keep_gb)
     try:
         return serve(ServeConfig(host=args.host, port=args.port, data_dir=args.data_dir, model=args.model,
-                                 max_upload_mb=args.max_upload_mb, frames=args.frames,
-                                 trusted_signers=args.trusted_signers))
+                                 max_upload_mb=args.max_upload_mb, frames=args.frames, max_queued=args.max_queued,
+                                 retention=retention, trusted_signers=args.trusted_signers))
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -142,17 +172,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = scan_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logs.setup(args.verbose)
     try:
-        from detector import batch, report
-        from detector.pipeline import ScanOptions
+        if args.evaluate is None:
+            check_inputs(args)
         from detector.provenance import load_trusted_signers
 
         trusted = load_trusted_signers(args.trusted_signers) if args.trusted_signers else None
-        if args.evaluate is None:
-            batch.list_inputs(args.input)
-            batch.prepare_output(args.output)
-        detector = open_detector(args)
+        with logs.native_stderr_silenced(not args.verbose):
+            from detector import batch, report
+            from detector.pipeline import ScanOptions
+
+            detector = open_detector(args)
         if args.evaluate is not None:
             from training.evaluate import evaluate_manifest
 
@@ -162,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                               min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
                               gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted)
         outcome = batch.run(args.input, args.output, detector, options, show_progress=not args.quiet,
-                            workers=args.workers, resume=not args.overwrite)
+                            workers=args.workers, resume=not args.overwrite, worker_stderr=args.verbose)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import report
-from .errors import DetectorError, InputError
+from . import logs, report
+from .errors import DetectorError
+from .inputs import check_output, list_inputs, prepare_output, unique_names  # noqa: F401  (part of this API)
 from .model import Detector
-from .pipeline import ScanOptions, Scanner, find_media, result_name
+from .pipeline import ScanOptions, Scanner
 from .provenance import trust_fingerprint
 
 log = logging.getLogger(__name__)
@@ -35,29 +36,6 @@ class BatchOutcome:
     @property
     def errors(self) -> list[dict]:
         return [r for r in self.rows if r["verdict"] == "error"]
-
-
-def prepare_output(out_dir: Path) -> None:
-    """Create the output folder and prove it is writable before any slow work starts."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise DetectorError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
-
-
-def list_inputs(input_path: Path) -> tuple[list[Path], Path | None]:
-    """The files to scan and the folder their result names are relative to (None for a single file)."""
-    if not input_path.exists():
-        raise InputError(f"{input_path}: no such file or folder")
-    if input_path.is_dir():
-        files = find_media(input_path)
-        if not files:
-            raise InputError(f"{input_path}: no video or image files found in this folder")
-        return files, input_path
-    return [input_path], None
 
 
 def scan_settings(detector: Detector, options: ScanOptions) -> dict:
@@ -89,21 +67,22 @@ def _existing_row(out_dir: Path, name: str, settings: dict) -> dict | None:
 
 
 def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOptions, show_progress: bool = True,
-        workers: int = 0, resume: bool = True) -> BatchOutcome:
+        workers: int = 0, resume: bool = True, worker_stderr: bool = True) -> BatchOutcome:
     """Scan every input, writing ``out_dir/<name>/`` for each and ``out_dir/summary.csv`` as it goes.
 
     With ``resume`` an input whose result.json already exists is not scanned again (its row is reused), so an
     interrupted run over thousands of files picks up where it stopped. ``workers`` > 0 decodes and detects faces in
-    that many processes while this process scores the crops (see :func:`_run_parallel`).
+    that many processes while this process scores the crops (see :func:`_run_parallel`); ``worker_stderr=False``
+    sends their stderr (TensorFlow's start-up lines in each of them) nowhere.
     """
-    files, root = list_inputs(input_path)
+    check_output(input_path, out_dir)
+    files, root = list_inputs(input_path, out_dir)
     prepare_output(out_dir)
     scanner = Scanner(detector, options)
     rows: dict[int, dict] = {}
     todo: list[tuple[int, Path, str]] = []
     settings = json.loads(json.dumps(scan_settings(detector, options)))
-    for i, path in enumerate(files):
-        name = result_name(path, root)
+    for i, (path, name) in enumerate(zip(files, unique_names(files, root))):
         row = _existing_row(out_dir, name, settings) if resume else None
         if row is not None:
             rows[i] = row
@@ -118,13 +97,20 @@ def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOption
         try:
             doc = report.write_result(result, out_dir, detector.card, detector.source, settings)
         except OSError as exc:
-            raise DetectorError(f"cannot write results for {result.path} to {out_dir}: {exc}") from None
+            # e.g. a file of the result folder's name is in the way: this input's row says so, the rest carry on
+            result.verdict = "error"
+            result.error = (f"cannot write results for {result.path} to {out_dir / result.name}: "
+                            f"{exc.strerror or exc}")
+            doc = report.result_to_dict(result, detector.card, detector.source)
         rows[i] = report.summary_row(doc)
-        report.write_summary([rows[k] for k in sorted(rows)], out_dir)
+        try:
+            report.write_summary([rows[k] for k in sorted(rows)], out_dir)
+        except OSError as exc:
+            raise DetectorError(f"cannot write the summary to {out_dir}: {exc.strerror or exc}") from None
         bar.update(1)
 
     if workers > 0 and len(todo) > 1:
-        _run_parallel(scanner, todo, save, workers)
+        _run_parallel(scanner, todo, save, workers, worker_stderr)
     else:
         for i, path, name in todo:
             frames_bar = tqdm(total=0, desc=f"{path.name[:30]}", unit="frame", leave=False,
@@ -172,7 +158,8 @@ def _worker_extract(path: Path):
         return None, f"{path}: internal error ({type(exc).__name__}: {exc})", 0.0
 
 
-def _run_parallel(scanner: Scanner, todo: list[tuple[int, Path, str]], save, workers: int) -> None:
+def _run_parallel(scanner: Scanner, todo: list[tuple[int, Path, str]], save, workers: int,
+                  worker_stderr: bool = True) -> None:
     """Workers extract faces; this process scores crops of several videos per model call and writes results.
 
     At most ``2 * workers`` files are in flight, so memory stays flat however large the folder is; finished
@@ -182,8 +169,9 @@ def _run_parallel(scanner: Scanner, todo: list[tuple[int, Path, str]], save, wor
     pending: deque = deque()
     ready: list[tuple[int, Path, str, object, float]] = []
     queue = iter(todo)
-    with ctx.Pool(workers, initializer=_worker_init,
-                  initargs=(scanner.options, scanner.detector.image_size)) as pool:
+    with logs.native_stderr_silenced(not worker_stderr):  # the workers inherit file descriptor 2 as it is now
+        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(scanner.options, scanner.detector.image_size))
+    with pool:
 
         def refill() -> None:
             while len(pending) < 2 * workers:

@@ -58,3 +58,17 @@ PROVENANCE_MAX_TEXT = 300
 #: PEM file of the certificate authorities whose signers count as verified (``--trusted-signers``); None: every
 #: signer of content credentials is reported as "not verified".
 TRUSTED_SIGNERS: Path | None = None
+
+#: A truncated or damaged video is judged from what decodes (with a warning) when at least this share of its sampled
+#: frames decoded; less is an error, since a verdict on a sliver of the video would mislead.
+MIN_DECODED_FRACTION = 0.5
+
+#: Server: uploads are refused (503) while this many scans wait, uploads being read included.
+MAX_QUEUED_SCANS = 100
+#: Server: a scan cut off by a server stop or crash is queued again until it has been started this many times.
+MAX_SCAN_ATTEMPTS = 2
+#: Server retention of finished scans (upload and results): at most this many days old, this many scans, and this
+#: many GB together (200 MB uploads at most, so a laptop keeps its disk).
+KEEP_DAYS = 7.0
+KEEP_SCANS = 100
+KEEP_GB = 5.0

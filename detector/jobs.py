@@ -7,9 +7,14 @@ Layout under the data folder (``--data-dir``)::
     <id>/scan/<name>/        result.json, report.html, timeline.png, gradcam/*.png (detector.report's layout)
 
 The ids are random UUIDs (hex) made here, so a client never names a path. Everything a client may see is in
-job.json, which is also what makes the job list survive a restart: on start-up queued jobs are queued again, and a
-job that was running when the server stopped is marked ``error`` rather than retried, because a file that crashed
-or hung the scanner would otherwise crash it again at every start.
+job.json, which is also what makes the job list survive a restart: on start-up queued jobs are queued again, and so
+is a job that was running when the server stopped (a restart, even a graceful one, kills the scan in progress). Each
+start of a scan counts as an attempt; after ``MAX_SCAN_ATTEMPTS`` the job is marked ``error`` instead, because a
+file that crashes or hangs the scanner would otherwise take the server down at every start.
+
+Disk use is bounded twice over: uploads wait only while fewer than ``MAX_QUEUED_SCANS`` are queued (checked and
+reserved atomically, see :meth:`JobStore.reserve`), and finished jobs are deleted by :class:`Retention` once they are
+too old, too many or too big together.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import config, report
 from .model import ModelCard
 from .pipeline import Scanner, result_name
 
@@ -39,9 +44,27 @@ SCAN_DIR = "scan"
 STATUSES = ("queued", "running", "done", "error")
 #: Job ids are uuid4().hex; anything else in a URL is rejected before the filesystem is touched.
 ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
-INTERRUPTED = "the server stopped while this scan was running; upload the file again"
+FINISHED = ("done", "error")
 #: Progress is kept in memory on every frame and written to job.json at most this often (frames).
 _PERSIST_EVERY = 8
+#: The worker applies the retention limits after every scan and, when idle, this often (seconds).
+RETENTION_INTERVAL_S = 600.0
+
+
+def gave_up(attempts: int) -> str:
+    """The error of a job whose scan was cut off by a server stop or crash ``attempts`` times."""
+    return (f"the server stopped or crashed during this scan {attempts} times; it is not retried again (the file may "
+            "crash or hang the scanner)")
+
+
+@dataclass
+class Retention:
+    """How long finished jobs (upload and results) are kept: the newest are kept while all three limits hold, so
+    the defaults bound the disk a server fills on a laptop; queued and running jobs are never deleted."""
+
+    max_age_days: float = config.KEEP_DAYS
+    max_scans: int = config.KEEP_SCANS
+    max_gb: float = config.KEEP_GB
 
 
 def now() -> str:
@@ -81,6 +104,7 @@ class Job:
     error: str | None = None
     result_name: str | None = None
     credentials: str | None = None
+    attempts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,14 +119,17 @@ class JobStore:
     """Jobs in memory, mirrored to ``<root>/<id>/job.json``. Thread-safe: the request handlers and the worker
     thread share it, and every read returns a copy so a response never sees a half-applied update."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, max_attempts: int = config.MAX_SCAN_ATTEMPTS):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.max_attempts = max_attempts
         self._jobs: dict[str, Job] = {}
+        self._reserved = 0
         self._lock = threading.Lock()
 
     def load(self) -> list[str]:
-        """Read every job folder; mark interrupted jobs as errors; return the ids still queued, oldest first.
+        """Read every job folder; queue interrupted jobs again (or give up on them after ``max_attempts``); return
+        the ids queued, oldest first.
 
         A job folder without job.json is an upload that was cut off before it was accepted: it is removed. Call
         this before serving, while no upload can be in progress."""
@@ -122,7 +149,11 @@ class JobStore:
                 log.warning("skipping inconsistent job file %s", path)
                 continue
             if job.status == "running":
-                job.status, job.error, job.finished = "error", INTERRUPTED, now()
+                if job.attempts >= self.max_attempts:
+                    job.status, job.error, job.finished = "error", gave_up(job.attempts), now()
+                else:
+                    log.info("queueing interrupted scan %s again (attempt %d ran)", job.id, job.attempts)
+                    job.status, job.started, job.progress = "queued", None, {"done": 0, "total": 0}
                 self._write(job)
             self._jobs[job.id] = job
         queued = [j for j in self._jobs.values() if j.status == "queued"]
@@ -140,10 +171,70 @@ class JobStore:
             raise KeyError(job_id)
         return self.root / job_id
 
-    def add(self, job: Job) -> None:
+    def reserve(self, limit: int) -> bool:
+        """Take one of ``limit`` queue places for an upload about to be read, or return False when all are taken.
+
+        Checked and taken under one lock, counting uploads still streaming in, so a burst of concurrent uploads can
+        never queue more than ``limit``; :meth:`add` with ``reserved=True`` turns the place into the queued job and
+        :meth:`release` gives it back when the upload is refused."""
+        with self._lock:
+            queued = sum(1 for j in self._jobs.values() if j.status == "queued")
+            if queued + self._reserved >= limit:
+                return False
+            self._reserved += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._reserved = max(0, self._reserved - 1)
+
+    def add(self, job: Job, reserved: bool = False) -> None:
         with self._lock:
             self._write(job)
             self._jobs[job.id] = job
+            if reserved:
+                self._reserved = max(0, self._reserved - 1)
+
+    def claim(self, job_id: str) -> Job | None:
+        """Mark a queued job ``running`` and count the attempt (persisted before the scan starts, so a crash during
+        it is counted); None when the job is gone or not queued (e.g. deleted while it waited)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status != "queued":
+                return None
+            job.status, job.started, job.attempts = "running", now(), job.attempts + 1
+            self._write(job)
+            return dataclasses.replace(job, progress=dict(job.progress))
+
+    def delete(self, job_id: str) -> str:
+        """Delete a job and its folder unless its scan is running: returns ``deleted``, ``running`` or ``missing``."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return "missing"
+            if job.status == "running":
+                return "running"
+            del self._jobs[job_id]
+        self.discard(self.folder(job_id))
+        return "deleted"
+
+    def prune(self, retention: Retention, at: _dt.datetime | None = None) -> list[str]:
+        """Delete the finished jobs beyond the retention limits (the newest are kept); returns their ids."""
+        at = at or _dt.datetime.now(_dt.timezone.utc)
+        with self._lock:
+            finished = sorted((j for j in self._jobs.values() if j.status in FINISHED),
+                              key=lambda j: (j.finished or j.created, j.id), reverse=True)
+        keep_bytes = retention.max_gb * 1e9
+        total, doomed = 0, []
+        for rank, job in enumerate(finished):
+            total += _folder_bytes(self.folder(job.id))
+            age_days = (at - _parse_time(job.finished or job.created)).total_seconds() / 86400
+            if rank >= retention.max_scans or age_days > retention.max_age_days or total > keep_bytes:
+                doomed.append(job.id)
+        removed = [job_id for job_id in doomed if self.delete(job_id) == "deleted"]
+        if removed:
+            log.info("retention: deleted %d finished scans", len(removed))
+        return removed
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -184,8 +275,27 @@ class JobStore:
 
     @staticmethod
     def discard(folder: Path) -> None:
-        """Remove a folder of an upload that was refused (it never became a job)."""
+        """Remove a job folder (a refused upload's, or a deleted job's)."""
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _parse_time(stamp: str) -> _dt.datetime:
+    try:
+        value = _dt.datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return _dt.datetime.now(_dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total
 
 
 class ScanWorker:
@@ -195,11 +305,13 @@ class ScanWorker:
     consumer means the model is never used from two threads at once. The request handlers only enqueue ids.
     """
 
-    def __init__(self, store: JobStore, scanner: Scanner, card: ModelCard, model_source: str):
+    def __init__(self, store: JobStore, scanner: Scanner, card: ModelCard, model_source: str,
+                 retention: Retention | None = None):
         self.store = store
         self.scanner = scanner
         self.card = card
         self.model_source = model_source
+        self.retention = retention or Retention()
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="scan-worker", daemon=True)
 
@@ -208,7 +320,7 @@ class ScanWorker:
 
     def stop(self) -> None:
         """Finish after the current job; the thread is a daemon, so a scan in progress does not block exit (the
-        job then stays ``running`` on disk and the next start marks it interrupted)."""
+        job then stays ``running`` on disk and the next start queues it again)."""
         self._queue.put(None)
 
     def submit(self, job_id: str) -> None:
@@ -216,7 +328,11 @@ class ScanWorker:
 
     def _loop(self) -> None:
         while True:
-            job_id = self._queue.get()
+            try:
+                job_id = self._queue.get(timeout=RETENTION_INTERVAL_S)
+            except queue.Empty:
+                self._prune()
+                continue
             if job_id is None:
                 return
             try:
@@ -225,15 +341,21 @@ class ScanWorker:
                 log.exception("scan job %s failed", job_id)
                 self.store.update(job_id, status="error", finished=now(),
                                   error=f"internal error ({type(exc).__name__}: {exc})")
+            self._prune()
+
+    def _prune(self) -> None:
+        try:
+            self.store.prune(self.retention)
+        except OSError as exc:
+            log.warning("retention sweep failed: %s", exc)
 
     def run_job(self, job_id: str) -> None:
         """Scan the job's upload and write its results into ``<id>/scan/<name>/``."""
-        job = self.store.get(job_id)
-        if job is None or job.status != "queued":
+        job = self.store.claim(job_id)
+        if job is None:
             return
         folder = self.store.folder(job_id)
         upload = folder / job.upload
-        self.store.update(job_id, status="running", started=now())
 
         def progress(done: int, total: int) -> None:
             self.store.update(job_id, persist=done % _PERSIST_EVERY == 0, progress={"done": done, "total": total})

@@ -17,15 +17,11 @@ import numpy as np
 from . import aggregate, config, video
 from .errors import DetectorError
 from .faces import FaceDetector, FaceTrack, FaceTracker, Observation, crop_face
+from .inputs import MEDIA_SUFFIXES, find_media, result_name  # noqa: F401  (their home is detector.inputs)
 from .model import Detector
 from .provenance import Provenance, read_provenance
 
 log = logging.getLogger(__name__)
-
-#: File name endings the folder scan picks up (content is still probed; the name only filters the walk). Audio
-#: endings are included so an audio file dropped among videos is reported as an error row rather than ignored.
-MEDIA_SUFFIXES = (".m4a", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
-                  ".mts", ".gif", ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 @dataclass
@@ -79,25 +75,6 @@ class ScanResult:
     provenance: Provenance | None = None
 
 
-def find_media(root: Path) -> list[Path]:
-    """Media files under a folder, recursively, in a stable order (hidden files and folders skipped)."""
-    found = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_file() and path.suffix.lower() in MEDIA_SUFFIXES:
-            found.append(path)
-    return found
-
-
-def result_name(path: Path, root: Path | None) -> str:
-    """A unique, filesystem-safe folder name for an input: its path relative to the scanned folder, '/' -> '__'."""
-    rel = path.relative_to(root) if root is not None and root in path.parents else Path(path.name)
-    safe = "__".join(rel.parts)
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in safe) or "input"
-
-
 @dataclass
 class ExtractedFaces:
     """Stage 1+2 output for one file: video facts, the sampled frames' summaries and the face tracks with crops."""
@@ -146,7 +123,7 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
         summaries.append({"index": frame.index, "time": frame.time, "faces": len(detections)})
         if progress:
             progress(len(summaries), requested)
-    warnings = video.check_complete(info, requested, len(summaries), last_time)
+    warnings = video.input_warnings(info) + video.check_complete(info, requested, len(summaries), last_time)
     tracks = tracker.result(max_faces)
     warnings += mark_counted_tracks(tracks, len(summaries), info.is_image, size)
     if rotations.used:

@@ -17,10 +17,11 @@ import logging
 import socket
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+import anyio
 import ffmpeg
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -33,9 +34,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
-from . import video
+from . import config, video
 from .errors import DetectorError, InputError
-from .jobs import ID_PATTERN, Job, JobStore, ScanWorker, display_name
+from .jobs import ID_PATTERN, Job, JobStore, Retention, ScanWorker, display_name
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,11 @@ ALLOWED_DEMUXERS = ("mov", "mp4", "matroska", "webm", "avi", "mpegts", "flv", "a
 EXTENSIONS = (("mov,mp4", "mp4"), ("matroska", "mkv"), ("avi", "avi"), ("mpegts", "ts"), ("flv", "flv"),
               ("asf", "wmv"), ("mpeg", "mpg"), ("gif", "gif"), ("jpeg_pipe", "jpg"), ("png_pipe", "png"),
               ("webp_pipe", "webp"), ("bmp_pipe", "bmp"), ("tiff_pipe", "tif"))
+#: Uploads stored and probed at the same time (each runs ffprobe); more wait their turn, so a burst of uploads cannot
+#: starve the event loop of CPU and health checks keep answering at once.
+UPLOAD_WORKERS = 2
 #: Room for the multipart framing around the file (boundaries and part headers) when capping the request body.
 MULTIPART_SLACK = 64 * 1024
-#: Uploads refused with 503 while this many jobs wait, so a flood of uploads cannot fill the disk unchecked.
-MAX_QUEUED = 100
 PAGE_CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
             "frame-ancestors 'none'")
 #: Scan outputs are static: no scripts at all, images inline or from this server, inline styles for the report.
@@ -65,6 +67,7 @@ class ServerSettings:
     max_upload_bytes: int
     frames: int
     model: dict[str, Any]
+    max_queued: int = config.MAX_QUEUED_SCANS
 
 
 class ApiError(HTTPException):
@@ -95,6 +98,7 @@ class ScanSummary(BaseModel):
     fake_probability: float | None
     error: str | None
     media: dict[str, Any]
+    attempts: int
     links: dict[str, str]
     credentials: str | None = None
 
@@ -122,6 +126,7 @@ class Health(BaseModel):
     frames: int
     queued: int
     running: int
+    max_queued: int
 
 
 def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -164,7 +169,7 @@ def copy_upload(source: BinaryIO, target: Path, limit: int) -> int:
 def check_media(path: Path, filename: str) -> video.VideoInfo:
     """Probe the upload's content; raise :class:`InputError` naming the client's file name (never our path)."""
     try:
-        ffmpeg.probe(str(path), format_whitelist=",".join(ALLOWED_DEMUXERS), protocol_whitelist="file")
+        ffmpeg.probe(video.ffmpeg_url(path), format_whitelist=",".join(ALLOWED_DEMUXERS), protocol_whitelist="file")
     except ffmpeg.Error:
         raise InputError(f"{filename}: not a supported video or image format") from None
     except FileNotFoundError:
@@ -207,6 +212,8 @@ def safe_file(base: Path, relative: str) -> Path | None:
 def create_app(store: JobStore, worker: ScanWorker, settings: ServerSettings) -> FastAPI:
     """The ASGI application: page, static files and the ``/api`` routes over ``store``; ``worker`` starts and stops
     with the application's lifespan."""
+
+    probing = anyio.CapacityLimiter(UPLOAD_WORKERS)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -266,7 +273,8 @@ def create_app(store: JobStore, worker: ScanWorker, settings: ServerSettings) ->
     @app.get("/api/health", response_model=Health, summary="Server status, model and limits")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": settings.model, "max_upload_bytes": settings.max_upload_bytes,
-                "frames": settings.frames, "queued": store.count("queued"), "running": store.count("running")}
+                "frames": settings.frames, "queued": store.count("queued"), "running": store.count("running"),
+                "max_queued": settings.max_queued}
 
     @app.post("/api/scans", status_code=202, response_model=ScanAccepted, summary="Upload a video or image to scan",
               responses=_error_responses(400, 413, 415, 503),
@@ -276,9 +284,23 @@ def create_app(store: JobStore, worker: ScanWorker, settings: ServerSettings) ->
     async def create_scan(request: Request, response: Response) -> dict[str, Any]:
         """Multipart upload in the field ``file``. The content must probe as a video or image; the scan is queued
         and runs in the background."""
+        if not store.reserve(settings.max_queued):
+            raise ApiError(503, "too many scans waiting; try again later", headers={"Retry-After": "60"})
+        added = False
+        try:
+            job = await receive_upload(request)
+            added = True
+        finally:
+            if not added:
+                store.release()
+        worker.submit(job.id)
+        log.info("scan %s queued: %s (%d bytes)", job.id, job.filename, job.size)
+        response.headers["Location"] = f"/api/scans/{job.id}"
+        return {"id": job.id, "status": "queued", "links": {"status": f"/api/scans/{job.id}"}}
+
+    async def receive_upload(request: Request) -> Job:
+        """Read, store and probe the multipart upload of a request holding a queue place; the job is queued."""
         limit = settings.max_upload_bytes
-        if store.count("queued") >= MAX_QUEUED:
-            raise ApiError(503, "too many scans waiting; try again later")
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise ApiError(400, "send the file as multipart/form-data in a field named 'file'")
         too_large = f"upload larger than the limit of {_megabytes(limit)}"
@@ -295,13 +317,10 @@ def create_app(store: JobStore, worker: ScanWorker, settings: ServerSettings) ->
             if not isinstance(upload, UploadFile):
                 raise ApiError(400, "missing file: send it in a multipart field named 'file'")
             filename = display_name(upload.filename)
-            job = await run_in_threadpool(accept_upload, store, upload.file, filename, limit)
+            return await anyio.to_thread.run_sync(accept_upload, store, upload.file, filename, limit,
+                                                  limiter=probing)
         finally:
             await form.close()
-        worker.submit(job.id)
-        log.info("scan %s queued: %s (%d bytes)", job.id, job.filename, job.size)
-        response.headers["Location"] = f"/api/scans/{job.id}"
-        return {"id": job.id, "status": "queued", "links": {"status": f"/api/scans/{job.id}"}}
 
     @app.get("/api/scans", response_model=ScanList, summary="Recent scans, newest first")
     async def list_scans(limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
@@ -316,6 +335,18 @@ def create_app(store: JobStore, worker: ScanWorker, settings: ServerSettings) ->
         if folder is not None and job.status in ("done", "error"):
             doc["result"] = await run_in_threadpool(_read_json, folder / "result.json")
         return doc
+
+    @app.delete("/api/scans/{scan_id}", status_code=204, response_class=Response, responses=_error_responses(404, 409),
+                summary="Delete a scan: its upload, job and results (not while it runs)")
+    async def delete_scan(scan_id: str) -> Response:
+        find(scan_id)
+        outcome = await run_in_threadpool(store.delete, scan_id)
+        if outcome == "running":
+            raise ApiError(409, f"scan {scan_id} is running; delete it once it has finished")
+        if outcome == "missing":
+            raise ApiError(404, f"no scan with id {scan_id!r}")
+        log.info("scan %s deleted", scan_id)
+        return Response(status_code=204)
 
     @app.get("/api/scans/{scan_id}/report", response_class=HTMLResponse, responses=_error_responses(404),
              summary="The scan's self-contained report.html")
@@ -360,7 +391,7 @@ def accept_upload(store: JobStore, source: BinaryIO, filename: str, limit: int) 
             raise ApiError(415, str(exc)) from None
         stored = part.rename(folder / f"upload.{extension(info)}")
         job = Job(id=job_id, filename=filename, upload=stored.name, size=size, media=media_facts(info))
-        store.add(job)
+        store.add(job, reserved=True)
         return job
     except BaseException:
         store.discard(folder)
@@ -378,6 +409,8 @@ class ServeConfig:
     max_upload_mb: float = 200.0
     frames: int = 32
     trusted_signers: Path | None = None
+    max_queued: int = config.MAX_QUEUED_SCANS
+    retention: Retention = field(default_factory=Retention)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -406,14 +439,16 @@ def serve(cfg: ServeConfig) -> int:
     prepare_output(cfg.data_dir)
     store = JobStore(cfg.data_dir)
     queued = store.load()
+    store.prune(cfg.retention)
     detector = load_detector(cfg.model)
     scanner = Scanner(detector, ScanOptions(frames=cfg.frames, trusted_signers=trusted))
     scanner.faces.detect(_blank_frame())  # loads MTCNN now rather than during the first user's scan
-    worker = ScanWorker(store, scanner, detector.card, detector.source)
+    worker = ScanWorker(store, scanner, detector.card, detector.source, cfg.retention)
     for job_id in queued:
         worker.submit(job_id)
     card = detector.card
     settings = ServerSettings(max_upload_bytes=int(cfg.max_upload_mb * 1_000_000), frames=cfg.frames,
+                              max_queued=cfg.max_queued,
                               model={"name": card.name, "version": card.version, "backbone": card.backbone,
                                      "trained": card.trained, "threshold": card.threshold})
     app = create_app(store, worker, settings)

@@ -42,10 +42,15 @@ def rows(out: Path) -> dict[str, dict]:
         return {r["name"]: r for r in csv.DictReader(fh)}
 
 
-def test_workers_match_in_process_and_resume(folder: Path, detector, tmp_path: Path) -> None:
+def test_workers_match_in_process_and_resume(folder: Path, detector, tmp_path: Path,
+                                             capfd: pytest.CaptureFixture) -> None:
     options = ScanOptions(frames=4, gradcam=False, batch_size=8)
     serial = batch.run(folder, tmp_path / "serial", detector, options, show_progress=False, workers=0)
-    parallel = batch.run(folder, tmp_path / "parallel", detector, options, show_progress=False, workers=2)
+    capfd.readouterr()
+    parallel = batch.run(folder, tmp_path / "parallel", detector, options, show_progress=False, workers=2,
+                         worker_stderr=False)
+    quiet = capfd.readouterr().err
+    assert "absl" not in quiet and "oneDNN" not in quiet, quiet  # the workers' TensorFlow start-up lines
     a, b = rows(tmp_path / "serial"), rows(tmp_path / "parallel")
     assert set(a) == set(b) == {"a.mp4", "b.mp4", "sub__c.mp4", "broken.mp4"}
     for name in a:

@@ -8,6 +8,7 @@ The first few tests check the path and job-folder rules directly, without a serv
 
 from __future__ import annotations
 
+import datetime as _dt
 import http.client
 import json
 import os
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.jobs import INTERRUPTED, Job, JobStore, display_name, folder_name
+from detector.jobs import Job, JobStore, Retention, display_name, folder_name, gave_up
 from detector.model import ModelCard
 from detector.pipeline import ScanResult
 from detector.report import result_to_dict
@@ -34,6 +36,13 @@ from detector.server import safe_file
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UPLOAD_LIMIT_MB = 1
+#: The test server's queue limit, small enough for a burst of BURST uploads to hit it.
+QUEUE_LIMIT = 10
+BURST = 30
+#: How fast /api/health must answer (95th percentile) while the burst is received and scans run; no answer may take
+#: HEALTH_WORST_S (on a machine shared with other heavy jobs the OS alone can stall any process for a few 100 ms).
+HEALTH_LATENCY_S = 0.2
+HEALTH_WORST_S = 2.0
 STARTUP_TIMEOUT = 180
 SCAN_TIMEOUT = 180
 
@@ -72,7 +81,8 @@ class Server:
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(ROOT / "app.py"), "serve", "--port", str(self.port), "--data-dir",
-                 str(self.data_dir), "--frames", "4", "--max-upload-mb", str(UPLOAD_LIMIT_MB)],
+                 str(self.data_dir), "--frames", "4", "--max-upload-mb", str(UPLOAD_LIMIT_MB),
+                 "--max-queued", str(QUEUE_LIMIT)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
@@ -173,31 +183,104 @@ def test_client_file_names_never_become_paths() -> None:
 
 
 def test_store_recovers_jobs_after_a_crash(tmp_path: Path) -> None:
-    """What a restart finds: queued jobs come back in upload order, a running one becomes an error, an upload that
-    never got its job.json is removed, and unreadable or foreign folders are left alone."""
-    store = JobStore(tmp_path)
+    """What a restart finds: queued jobs come back in upload order, a running one is queued again (it was started
+    once), one started twice already becomes an error, an upload that never got its job.json is removed, and
+    unreadable or foreign folders are left alone."""
+    store = JobStore(tmp_path, max_attempts=2)
     ids = []
-    for status, created in (("queued", "2026-01-02T00:00:00+00:00"), ("running", "2026-01-01T00:00:00+00:00"),
-                            ("done", "2026-01-01T00:00:00+00:00"), ("queued", "2026-01-01T00:00:00+00:00")):
+    for status, created, attempts in (("queued", "2026-01-03T00:00:00+00:00", 0),
+                                      ("running", "2026-01-01T00:00:00+00:00", 1),
+                                      ("done", "2026-01-01T00:00:00+00:00", 1),
+                                      ("queued", "2026-01-02T00:00:00+00:00", 0),
+                                      ("running", "2026-01-01T00:00:00+00:00", 2)):
         job_id, _ = store.new_folder()
         store.add(Job(id=job_id, filename=f"{status}.mp4", upload="upload.mp4", size=1, media={}, status=status,
-                      created=created))
+                      created=created, attempts=attempts, started=created if status == "running" else None,
+                      progress={"done": 3, "total": 4} if status == "running" else {"done": 0, "total": 0}))
         ids.append(job_id)
     half_uploaded, _ = store.new_folder()
     broken, folder = store.new_folder()
     (folder / "job.json").write_text("{not json")
     (tmp_path / "notes").mkdir()
 
-    reloaded = JobStore(tmp_path)
-    assert reloaded.load() == [ids[3], ids[0]]
-    running = reloaded.get(ids[1])
-    assert running.status == "error" and running.error == INTERRUPTED and running.finished
-    assert json.loads((tmp_path / ids[1] / "job.json").read_text())["status"] == "error"
+    reloaded = JobStore(tmp_path, max_attempts=2)
+    assert reloaded.load() == [ids[1], ids[3], ids[0]]
+    requeued = reloaded.get(ids[1])
+    assert requeued.status == "queued" and requeued.attempts == 1 and requeued.error is None
+    assert requeued.started is None and requeued.progress == {"done": 0, "total": 0}
+    assert json.loads((tmp_path / ids[1] / "job.json").read_text())["status"] == "queued"
+    given_up = reloaded.get(ids[4])
+    assert given_up.status == "error" and given_up.error == gave_up(2) and given_up.finished
+    assert "2 times" in given_up.error and "not retried" in given_up.error
+    assert json.loads((tmp_path / ids[4] / "job.json").read_text())["status"] == "error"
     assert reloaded.get(ids[2]).status == "done"
+    claimed = reloaded.claim(ids[1])
+    assert claimed.status == "running" and claimed.attempts == 2
+    assert json.loads((tmp_path / ids[1] / "job.json").read_text())["attempts"] == 2
+    assert reloaded.claim(ids[1]) is None  # already running: a second claim must not start it twice
     assert not (tmp_path / half_uploaded).exists()
     assert reloaded.get(broken) is None and (tmp_path / broken).exists() and (tmp_path / "notes").exists()
     recent = [job.id for job in reloaded.recent(10)]
     assert recent[0] == ids[0] and set(recent) == set(ids)
+
+
+def test_queue_places_are_reserved_atomically(tmp_path: Path) -> None:
+    """Many uploads asking at once get at most ``limit`` places, counting those still being read; a refused upload
+    gives its place back, an accepted one turns it into a queued job."""
+    store = JobStore(tmp_path)
+    barrier = threading.Barrier(40)
+    granted = []
+
+    def ask() -> None:
+        barrier.wait()
+        granted.append(store.reserve(10))
+
+    threads = [threading.Thread(target=ask) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert granted.count(True) == 10
+    assert not store.reserve(10)
+    store.release()
+    job_id, _ = store.new_folder()
+    assert store.reserve(10)
+    store.add(Job(id=job_id, filename="a.mp4", upload="upload.mp4", size=1, media={}), reserved=True)
+    assert store.count("queued") == 1 and not store.reserve(10)  # 9 reserved + 1 queued
+    for _ in range(9):
+        store.release()
+    assert store.reserve(10)
+
+
+def test_delete_and_retention(tmp_path: Path) -> None:
+    """DELETE removes a job's folder unless it runs; retention keeps the newest finished jobs within the age, count
+    and size limits and never touches queued or running ones."""
+    store = JobStore(tmp_path)
+
+    def job(status: str, finished: str | None, size: int = 10_000) -> str:
+        job_id, folder = store.new_folder()
+        (folder / "upload.mp4").write_bytes(b"x" * size)
+        store.add(Job(id=job_id, filename="f.mp4", upload="upload.mp4", size=size, media={}, status=status,
+                      created="2026-01-01T00:00:00+00:00", finished=finished))
+        return job_id
+
+    old = job("done", "2026-01-01T00:00:00+00:00")
+    ids = [job("done" if i % 2 else "error", f"2026-01-20T00:00:{i:02d}+00:00") for i in range(5)]
+    waiting, running = job("queued", None), job("running", None)
+    at = _dt.datetime(2026, 1, 21, tzinfo=_dt.timezone.utc)
+
+    assert store.prune(Retention(max_age_days=7, max_scans=100, max_gb=1), at) == [old]
+    assert not (tmp_path / old).exists() and store.get(old) is None
+    assert sorted(store.prune(Retention(max_age_days=7, max_scans=3, max_gb=1), at)) == sorted(ids[:2])
+    assert store.prune(Retention(max_age_days=7, max_scans=3, max_gb=25e-6), at) == [ids[2]]  # two 10 kB uploads fit
+    assert {j.id for j in store.recent(10)} == {ids[3], ids[4], waiting, running}
+    assert sorted(store.prune(Retention(max_age_days=0, max_scans=1, max_gb=1), at)) == sorted(ids[3:])
+    assert store.get(waiting) and store.get(running) and (tmp_path / running).exists()
+
+    assert store.delete(running) == "running" and (tmp_path / running).exists()
+    assert store.delete(waiting) == "deleted" and not (tmp_path / waiting).exists()
+    assert store.delete(waiting) == "missing"
+    assert store.claim(waiting) is None  # the worker finds a deleted job gone and skips it
 
 
 @pytest.mark.e2e
@@ -393,16 +476,105 @@ def test_page_and_its_script_are_served(server: Server) -> None:
 
 
 @pytest.mark.e2e
+def test_server_log_has_no_library_start_up_lines(server: Server, finished: dict) -> None:
+    """TensorFlow's absl and oneDNN notices are not the operator's business unless --verbose asks for them."""
+    log = server.log()
+    assert "serving on http://" in log
+    assert "absl" not in log and "oneDNN" not in log and "cpu_feature_guard" not in log, log
+
+
+@pytest.mark.e2e
+def test_delete_removes_a_scan(server: Server, demo: Path) -> None:
+    reply = server.upload((demo / "astronaut.jpg").read_bytes(), "to_delete.jpg")
+    assert reply.status == 202, reply.body
+    scan_id = reply.json()["id"]
+    assert server.wait_finished(scan_id)["status"] == "done"
+    assert (server.data_dir / scan_id).is_dir()
+    deleted = server.request("DELETE", f"/api/scans/{scan_id}")
+    assert deleted.status == 204 and deleted.body == b""
+    assert not (server.data_dir / scan_id).exists()
+    assert server.request("GET", f"/api/scans/{scan_id}").status == 404
+    assert scan_id not in {scan["id"] for scan in server.request("GET", "/api/scans").json()["scans"]}
+    for path in (f"/api/scans/{scan_id}", "/api/scans/not-an-id", "/api/scans/..%2F..%2Fetc"):
+        again = server.request("DELETE", path)
+        assert again.status == 404 and again.json()["error"], path
+
+
+@pytest.mark.e2e
+def test_upload_burst_keeps_the_queue_limit_and_health_answers_fast(server: Server, demo: Path) -> None:
+    """A load test on loopback, bounded (BURST uploads, one each, then it stops): the queue never holds more than
+    its limit, the surplus gets 503, and /api/health keeps answering fast (95 % within HEALTH_LATENCY_S, none
+    beyond HEALTH_WORST_S) while the uploads are received and probed and the accepted ones are scanned."""
+    data = (demo / "astronaut.jpg").read_bytes()
+    latencies: list[float] = []
+    queued_seen: list[int] = []
+    replies: list[Reply] = []
+    done = threading.Event()
+    start = threading.Barrier(BURST)
+
+    def poll_health() -> None:
+        while not done.is_set():
+            began = time.perf_counter()
+            health = server.request("GET", "/api/health", timeout=10)
+            latencies.append(time.perf_counter() - began)
+            assert health.status == 200
+            queued_seen.append(health.json()["queued"])
+            time.sleep(0.02)
+
+    def upload() -> None:
+        start.wait(timeout=30)
+        replies.append(server.upload(data, "burst.jpg"))
+
+    poller = threading.Thread(target=poll_health)
+    poller.start()
+    uploaders = [threading.Thread(target=upload) for _ in range(BURST)]
+    for thread in uploaders:
+        thread.start()
+    for thread in uploaders:
+        thread.join(timeout=120)
+    time.sleep(0.5)
+    done.set()
+    poller.join(timeout=30)
+
+    statuses = sorted(reply.status for reply in replies)
+    assert len(statuses) == BURST and set(statuses) <= {202, 503}, statuses
+    assert 503 in statuses and 202 in statuses
+    assert all("too many scans" in r.json()["error"] for r in replies if r.status == 503)
+    assert server.request("GET", "/api/health").json()["max_queued"] == QUEUE_LIMIT
+    assert len(queued_seen) > 10 and max(queued_seen) <= QUEUE_LIMIT, queued_seen
+    latencies.sort()
+    p95 = latencies[int(0.95 * (len(latencies) - 1))]
+    slowest = latencies[-1]
+    assert p95 < HEALTH_LATENCY_S and slowest < HEALTH_WORST_S, f"95 %: {p95:.3f} s, slowest {slowest:.3f} s"
+    accepted = [r.json()["id"] for r in replies if r.status == 202]
+    for scan_id in accepted:  # leave no work behind for the next tests: queued scans are deleted, others waited for
+        if server.request("DELETE", f"/api/scans/{scan_id}").status == 409:
+            server.wait_finished(scan_id)
+            assert server.request("DELETE", f"/api/scans/{scan_id}").status == 204
+    assert not any((server.data_dir / scan_id).exists() for scan_id in accepted)
+
+
+@pytest.mark.e2e
 def test_jobs_survive_a_restart(server: Server, finished: dict, demo: Path) -> None:
-    """Finished scans are still listed and served after a restart; a queued job left on disk is scanned; a job
-    that was running when the server died is marked as an error (not retried: it might crash the server again)."""
+    """Finished scans are still listed and served after a restart; a queued job left on disk is scanned; the scan
+    running at a graceful stop (SIGTERM) is queued again and finishes on its second attempt; a job that was already
+    started twice is given up with a clear error (it might crash the server again)."""
+    live = server.upload((demo / "astronaut_pan.mp4").read_bytes(), "cut_off.mp4")
+    assert live.status == 202, live.body
+    live_id = live.json()["id"]
+    deadline = time.monotonic() + SCAN_TIMEOUT
+    while server.request("GET", f"/api/scans/{live_id}").json()["status"] != "running":
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.01)
     server.stop()
+    assert json.loads((server.data_dir / live_id / "job.json").read_text())["status"] == "running"
     queued_id, running_id = uuid.uuid4().hex, uuid.uuid4().hex
     for job_id, status in ((queued_id, "queued"), (running_id, "running")):
         folder = server.data_dir / job_id
         folder.mkdir()
         shutil.copy(demo / "astronaut_pan.mp4", folder / "upload.mp4")
-        job = Job(id=job_id, filename=f"{status}.mp4", upload="upload.mp4", size=1, media={}, status=status)
+        job = Job(id=job_id, filename=f"{status}.mp4", upload="upload.mp4", size=1, media={}, status=status,
+                  attempts=2 if status == "running" else 0)
         (folder / "job.json").write_text(json.dumps(job.to_dict()))
     server.start()
 
@@ -413,7 +585,9 @@ def test_jobs_survive_a_restart(server: Server, finished: dict, demo: Path) -> N
     assert server.request("GET", again["links"]["report"]).status == 200
     assert server.request("GET", again["links"]["files"] + "timeline.png").body.startswith(PNG_MAGIC)
 
-    interrupted = server.request("GET", f"/api/scans/{running_id}").json()
-    assert interrupted["status"] == "error" and "stopped" in interrupted["error"]
+    given_up = server.request("GET", f"/api/scans/{running_id}").json()
+    assert given_up["status"] == "error" and given_up["error"] == gave_up(2) and given_up["attempts"] == 2
+    retried = server.wait_finished(live_id)
+    assert retried["status"] == "done" and retried["attempts"] == 2 and retried["result"]["frames_sampled"] == 4
     resumed = server.wait_finished(queued_id)
-    assert resumed["status"] == "done" and resumed["result"]["frames_sampled"] == 4
+    assert resumed["status"] == "done" and resumed["result"]["frames_sampled"] == 4 and resumed["attempts"] == 1

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
+from skimage import data
 
 from detector import video
 from detector.demo import write_video
 from detector.errors import InputError
+from detector.faces import iou
 
 if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
     pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)", allow_module_level=True)
@@ -205,22 +210,180 @@ def test_bad_input_is_a_one_line_input_error(kind: str, tmp_path: Path, media: d
     assert "\n" not in message and len(message) < 300
 
 
-def test_truncated_mp4_is_refused_after_decoding(media: dict[str, Path]) -> None:
-    """A faststart mp4 cut in half still probes as full length; the frame count check catches it."""
+def cut(source: Path, target: Path, share: float) -> Path:
+    """The first ``share`` of a file's bytes: a download or copy that broke off."""
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * share)])
+    return target
+
+
+def test_truncated_mp4_is_refused_when_too_little_decodes(media: dict[str, Path]) -> None:
+    """A faststart mp4 cut in half still probes as full length; the frame count check catches it, and under half
+    of the sampled frames is too little to judge."""
     info = video.probe(media["truncated.mp4"])
     assert info.frame_count == 50
     requested = video.sample_indices(info, frames=8)
     frames = list(video.iter_frames(info, frames=8))
-    assert 0 < len(frames) < len(requested) - 1
+    assert 0 < len(frames) < len(requested) / 2
     with pytest.raises(InputError, match="truncated") as err:
         video.check_complete(info, len(requested), len(frames), frames[-1].time)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and "too little to judge" in str(err.value)
 
 
-def test_check_complete_tolerates_one_missing_frame(media: dict[str, Path]) -> None:
+def test_truncated_video_is_judged_from_what_decodes(media: dict[str, Path], tmp_path: Path) -> None:
+    """The first 80 % of a clip decodes: a verdict is possible, with a warning saying how much was read."""
+    info = video.probe(cut(media["clip.mp4"], tmp_path / "cut.mp4", 0.8))
+    frames = list(video.iter_frames(info, frames=32))
+    assert 16 <= len(frames) < 31
+    warnings = video.check_complete(info, 32, len(frames), frames[-1].time)
+    assert len(warnings) == 1
+    assert f"only {len(frames)} of 32 sampled frames decoded" in warnings[0]
+    assert f"ends near {frames[-1].time:.1f} s of 2.0 s" in warnings[0]
+
+
+def test_check_complete_thresholds(media: dict[str, Path]) -> None:
     info = video.probe(media["clip.mp4"])
     assert video.check_complete(info, 8, 8, 1.9) == []
-    assert len(video.check_complete(info, 8, 7, 1.9)) == 1
+    assert "last sampled frame" in video.check_complete(info, 8, 7, 1.9)[0]
+    assert "4 of 8" in video.check_complete(info, 8, 4, 1.0)[0]
+    with pytest.raises(InputError, match="decoded 3 of 8"):
+        video.check_complete(info, 8, 3, 0.7)
+
+
+def test_frame_times_are_the_decoded_timestamps_of_variable_frame_rate_video(tmp_path: Path) -> None:
+    """Seven frames 1/30 s apart, then one every half second: index / average fps puts frame 6 at 1.3 s, its
+    timestamp says 0.2 s."""
+    path = tmp_path / "vfr.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=0.5", "-vf",
+           "setpts='if(lte(N,6),N/30,0.2+(N-6)*0.5)/TB'", "-fps_mode", "passthrough", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(path))
+    info = video.probe(path)
+    assert info.frame_count == 15 and info.fps < 5  # the average rate is far from the first frames' 30 fps
+    expected = [round(i / 30, 3) for i in range(7)] + [round(0.2 + 0.5 * (i - 6), 3) for i in range(7, 15)]
+    frames = list(video.iter_frames(info, frames=15))
+    assert [f.index for f in frames] == list(range(15))
+    assert [f.time for f in frames] == pytest.approx(expected, abs=1e-3)
+    assert frames[6].time == pytest.approx(0.2, abs=1e-3)
+    sampled = list(video.iter_frames(info, frames=3))
+    assert [f.time for f in sampled] == pytest.approx([expected[f.index] for f in sampled], abs=1e-3)
+
+
+def test_frame_times_start_at_zero_when_the_stream_does_not(tmp_path: Path) -> None:
+    """MPEG-TS streams start at 1.4 s or so; times are counted from the stream's start."""
+    path = tmp_path / "clip.ts"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(path))
+    info = video.probe(path)
+    assert float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=start_time", "-of", "csv=p=0",
+                                 str(path)], capture_output=True, text=True).stdout) > 0.5
+    frames = list(video.iter_frames(info, frames=5))
+    assert [f.time for f in frames] == pytest.approx([f.index / 25 for f in frames], abs=0.021)
+
+
+def test_animated_gif_is_flagged_as_palette_quantized(tmp_path: Path, media: dict[str, Path]) -> None:
+    path = tmp_path / "clip.gif"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=1", str(path))
+    info = video.probe(path)
+    assert not info.is_image and info.palette_quantized and info.to_dict()["palette_quantized"] is True
+    warnings = video.input_warnings(info)
+    assert len(warnings) == 1 and "palette-quantized" in warnings[0] and "weak" in warnings[0]
+    assert len(list(video.iter_frames(info, frames=4))) == 4
+    assert video.input_warnings(video.probe(media["clip.mp4"])) == []
+    assert video.input_warnings(video.probe(media["still.png"])) == []
+
+
+UPRIGHT_FROM_STORED = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                       4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                       6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+
+
+def exif_still(upright: np.ndarray, orientation: int, path: Path) -> Path:
+    """A JPEG whose stored pixels are ``upright`` turned as a camera stores them (sideways for 5-8), with the EXIF
+    orientation that tells a viewer to turn them back."""
+    image = Image.fromarray(upright)
+    stored = image.transpose(UPRIGHT_FROM_STORED[orientation]) if orientation != 1 else image
+    exif = Image.Exif()
+    exif[video.EXIF_ORIENTATION] = orientation
+    stored.save(path, exif=exif.tobytes(), quality=95)
+    return path
+
+
+@pytest.fixture(scope="module")
+def portrait() -> np.ndarray:
+    """The astronaut, cropped to 4:3 landscape around her face, so a sideways copy has its width and height swapped."""
+    return data.astronaut()[:384, :512].copy()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_to_stills(orientation: int, portrait: np.ndarray, tmp_path: Path) -> None:
+    """Every EXIF orientation decodes as displayed: the same size and pixels as Pillow's exif_transpose shows."""
+    path = exif_still(portrait, orientation, tmp_path / f"o{orientation}.jpg")
+    info = video.probe(path)
+    assert info.is_image and info.orientation == orientation
+    assert (info.width, info.height) == (512, 384)
+    frame = next(video.iter_frames(info))
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+    assert frame.image.shape == shown.shape == (384, 512, 3)
+    assert np.abs(frame.image.astype(int) - shown.astype(int)).mean() < 4
+    assert np.abs(frame.image.astype(int) - portrait.astype(int)).mean() < 6
+
+
+@pytest.fixture(scope="module")
+def face_detector():
+    from detector.faces import FaceDetector
+
+    return FaceDetector()
+
+
+@pytest.mark.e2e  # loads TensorFlow and MTCNN
+def test_sideways_phone_photos_show_an_upright_unstretched_face(portrait: np.ndarray, face_detector,
+                                                                tmp_path: Path) -> None:
+    """Phone photos stored sideways (EXIF 3, 6, 8), large enough to be downscaled while decoding: the face is
+    found where the upright photo has it, with the same box shape."""
+    big = cv2.resize(portrait, (2048, 1536), interpolation=cv2.INTER_CUBIC)
+
+    def face_of(path: Path) -> tuple[np.ndarray, np.ndarray]:
+        frame = next(video.iter_frames(video.probe(path)))
+        faces = face_detector.detect(frame.image)
+        assert len(faces) == 1, path.name
+        return frame.image, faces[0].box / frame.scale
+
+    upright_image, upright_box = face_of(exif_still(big, 1, tmp_path / "upright.jpg"))
+    assert upright_image.shape == (1440, 1920, 3)
+    upright_aspect = (upright_box[2] - upright_box[0]) / (upright_box[3] - upright_box[1])
+    for orientation in (3, 6, 8):
+        image, box = face_of(exif_still(big, orientation, tmp_path / f"o{orientation}.jpg"))
+        assert image.shape == upright_image.shape
+        assert np.abs(image.astype(int) - upright_image.astype(int)).mean() < 6, orientation
+        assert iou(box, upright_box) > 0.8, (orientation, box, upright_box)
+        aspect = (box[2] - box[0]) / (box[3] - box[1])
+        assert aspect == pytest.approx(upright_aspect, rel=0.1), orientation
+
+
+@pytest.mark.parametrize("name", ["-x.mp4", "--help.mp4", "concat:clip.mp4", "a:b.mp4", "img%d.png", "star*.png",
+                                  "spa ce's \"quoted\".mp4", "ünïcødé.mp4"])
+def test_any_file_name_is_a_file_name(name: str, media: dict[str, Path], tmp_path: Path) -> None:
+    """Names that look like ffmpeg options, protocols or image-sequence patterns are still just files."""
+    source = media["still.png"] if name.endswith(".png") else media["clip.mp4"]
+    path = tmp_path / name
+    shutil.copy(source, path)
+    info = video.probe(path)
+    assert info.is_image is name.endswith(".png")
+    frames = list(video.iter_frames(info, frames=2))
+    assert len(frames) == (1 if info.is_image else 2) and frames[0].image.std() > 10
+
+
+def test_links_and_special_files_get_a_clear_reason(tmp_path: Path, media: dict[str, Path]) -> None:
+    (tmp_path / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    (tmp_path / "loop_a.mp4").symlink_to(tmp_path / "loop_b.mp4")
+    (tmp_path / "loop_b.mp4").symlink_to(tmp_path / "loop_a.mp4")
+    (tmp_path / "good.mp4").symlink_to(media["clip.mp4"])
+    os.mkfifo(tmp_path / "pipe.mp4")
+    for name, words in (("dangling.mp4", "broken symbolic link"), ("loop_a.mp4", "symbolic link loop"),
+                        ("pipe.mp4", "not a regular file")):
+        with pytest.raises(InputError, match=words):
+            video.probe(tmp_path / name)
+    assert video.probe(tmp_path / "good.mp4").frame_count == 50
 
 
 @pytest.mark.parametrize("codec, suffix, extra", [

@@ -1,0 +1,272 @@
+"""The awkward-input corpus: what a new user throws at ``app.py``, made here, with the verdict class and one-line
+message each input must get.
+
+Broken files, links that lead nowhere, names that look like options or ffmpeg protocols, phone photos stored
+sideways, palette GIFs, cut-off downloads, variable frame rates, huge and tiny frames. One folder run scans the whole
+corpus (TensorFlow starts once), run from inside the folder with ``--input .`` so paths reach ffmpeg as a user's
+relative paths do (``-x.mp4``), and with the results folder inside the input folder. The single-input checks that
+follow need no model: they are answered before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+SCORED, NO_FACE, ERROR = "scored", "no_face", "error"
+#: The phrases of the input warnings; a row without an expected warning must carry none of them.
+INPUT_WARNINGS = ("palette-quantized", "sampled frame", "decoded")
+#: A missing file must be answered in about a second; the bound leaves room for a machine busy with other work.
+FAST_ANSWER_S = 3.0
+
+if shutil.which("ffmpeg") is None:
+    pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)", allow_module_level=True)
+
+
+@dataclass
+class Case:
+    """What one input must come to: its summary row name, verdict class and words of its one-line message (the
+    error, or the input warning; empty: no error and no input warning)."""
+
+    row: str
+    kind: str
+    words: str = ""
+
+
+def ffmpeg(*args: str | Path) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True, capture_output=True)
+
+
+def pattern(path: Path, *extra: str, size: str = "96x64", seconds: float = 1, rate: int = 25) -> Path:
+    """A faceless test pattern clip (small, so face detection on it costs next to nothing)."""
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}", *extra, path)
+    return path
+
+
+def cut(source: Path, target: Path, share: float) -> Path:
+    data_ = source.read_bytes()
+    target.write_bytes(data_[: int(len(data_) * share)])
+    return target
+
+
+def sideways(upright: np.ndarray, orientation: int, path: Path) -> Path:
+    """A JPEG stored as a phone stores it, with the EXIF orientation that turns it upright for display."""
+    stored = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+    image = Image.fromarray(upright)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    (image.transpose(stored[orientation]) if orientation != 1 else image).save(path, exif=exif.tobytes())
+    return path
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A valid black 1-bit PNG of a forged size in a few kilobytes (see test_video)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes((width + 7) // 8)
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def build_corpus(folder: Path, demo: Path) -> dict[str, Case]:
+    """Write every input into ``folder``; return the expected outcome by file name (relative to ``folder``)."""
+    clip, still = demo / "astronaut_pan.mp4", demo / "astronaut.jpg"
+    portrait = data.astronaut()[:384, :512].copy()
+    big = cv2.resize(portrait, (2048, 1536), interpolation=cv2.INTER_CUBIC)
+    cases: dict[str, Case] = {}
+
+    def add(name: str, kind: str, words: str = "", row: str | None = None) -> Path:
+        cases[name] = Case(row or name.replace("/", "__"), kind, words)
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    # faces: every one of these must be scored, several with a warning that weakens the verdict
+    shutil.copy(clip, add("good.mp4", SCORED))
+    shutil.copy(still, add("astronaut.jpg", SCORED))
+    sideways(big, 1, add("phone_upright.jpg", SCORED))
+    sideways(big, 6, add("phone_exif6.jpg", SCORED))
+    sideways(portrait, 3, add("phone_exif3.jpg", SCORED))
+    sideways(portrait, 8, add("phone_exif8.jpg", SCORED))
+    ffmpeg("-i", clip, add("clip.gif", SCORED, "palette-quantized"))
+    ffmpeg("-i", clip, "-vf", "setpts='if(lte(N,6),N/24,0.25+(N-6)*0.3)/TB'", "-fps_mode", "passthrough",
+           "-frames:v", "15", "-c:v", "libx264", "-pix_fmt", "yuv420p", add("vfr.mp4", SCORED))
+    cut(clip, add("download_70pct.mp4", SCORED, "sampled frames decoded"), 0.7)
+    cut(clip, add("download_50pct.mp4", ERROR, "too little to judge"), 0.5)
+
+    # no face anywhere: names, containers, codecs and frame sizes that must not trip anything
+    tiny = pattern(folder / "_pattern.mp4", "-pix_fmt", "yuv420p")
+    for name, row in (("-x.mp4", None), ("--help.mp4", None), ("concat:x.mp4", "concat_x.mp4"),
+                      ("a b 'quoted'.mp4", "a_b__quoted_.mp4"), ("a_b__quoted_.mp4", "a_b__quoted_.mp4-2"),
+                      ("ünïcødé.mp4", None), ("LOUD.MP4", None), ("deep/er/still/clip.mp4", None),
+                      ("folder.mp4/inner.mp4", None)):
+        shutil.copy(tiny, add(name, NO_FACE, row=row))
+    (folder / "link_to_pattern.mp4").symlink_to(tiny)
+    add("link_to_pattern.mp4", NO_FACE)
+    pattern(folder / "_still.png", "-frames:v", "1").rename(add("img%d.png", NO_FACE, row="img_d.png"))
+    shutil.copy(folder / "img%d.png", add("still_named.mp4", NO_FACE))  # content decides, not the name
+    shutil.copy(tiny, add("video_named.jpg", NO_FACE))
+    for name, extra in (("clip.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"]),
+                        ("clip.avi", ["-c:v", "mjpeg", "-pix_fmt", "yuvj420p"]), ("clip.mov", ["-c:v", "mpeg4"]),
+                        ("clip.mkv", ["-c:v", "ffv1"]), ("clip.ts", ["-c:v", "mpeg2video"]),
+                        ("clip.flv", ["-c:v", "flv1"]), ("clip.wmv", ["-c:v", "wmv2"])):
+        pattern(add(name, NO_FACE), *extra)
+    pattern(add("odd_size.mp4", NO_FACE), "-pix_fmt", "yuv444p", size="97x65")
+    pattern(add("tiny_16px.mp4", NO_FACE), "-pix_fmt", "yuv420p", size="16x16")
+    pattern(add("one_frame.mp4", NO_FACE), "-frames:v", "1", "-pix_fmt", "yuv420p")
+    pattern(add("50k_frames.mp4", NO_FACE), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            size="16x16", rate=1000, seconds=50)
+    ffmpeg("-i", tiny, "-c", "copy", "-metadata:s:v:0", "rotate=90", add("rotated.mp4", NO_FACE))
+    pattern(add("palette.png", NO_FACE, "palette-quantized"), "-frames:v", "1", "-pix_fmt", "pal8")
+    for name, mode in (("gray.jpg", "L"), ("cmyk.jpg", "CMYK"), ("rgba.png", "RGBA"), ("still.webp", "RGB"),
+                       ("still.bmp", "RGB"), ("still.tiff", "RGB")):
+        Image.fromarray(np.full((64, 96, 3), (40, 160, 90), np.uint8)).convert(mode).save(add(name, NO_FACE))
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(add("one_pixel.png", NO_FACE))
+    png_header_only(add("8000x6000.png", NO_FACE), 8000, 6000)
+    cut(still, add("half_a_jpeg.jpg", SCORED), 0.5)  # the top half holds the face; the rest decodes grey
+
+    # unusable: each an error row with its own one-line reason, and the rest of the folder carries on
+    add("empty.mp4", ERROR, "empty file (0 bytes)").write_bytes(b"")
+    add("notes.mp4", ERROR, "not a readable video").write_text("minutes of the meeting\n")
+    add("random.mp4", ERROR, "not a readable video").write_bytes(np.random.default_rng(0).bytes(20000))
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", add("voice.m4a", ERROR, "audio-only"))
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", add("voice.mp4", ERROR, "audio-only"))
+    pattern(add("zero_frames.mp4", ERROR, "no video stream"), "-frames:v", "0")
+    not_faststart = pattern(folder / "_moov_at_end.mp4", "-pix_fmt", "yuv420p")
+    cut(not_faststart, add("cut_moov_at_end.mp4", ERROR, "not a readable video"), 0.5)
+    cut(clip, add("cut_to_header.mp4", ERROR, "could not decode any frame"), 0.02)
+    png_header_only(add("60000x60000.png", ERROR, "no frame size"), 60000, 60000)  # beyond ffmpeg itself
+    (folder / "dangling.mp4").symlink_to(folder / "gone.mp4")
+    add("dangling.mp4", ERROR, "broken symbolic link")
+    (folder / "loop_a.mp4").symlink_to(folder / "loop_b.mp4")
+    (folder / "loop_b.mp4").symlink_to(folder / "loop_a.mp4")
+    add("loop_a.mp4", ERROR, "symbolic link loop")
+    add("loop_b.mp4", ERROR, "symbolic link loop")
+    os.mkfifo(add("pipe.mp4", ERROR, "not a regular file"))
+
+    # never scanned: hidden files and other file types; the scratch sources above are media, so they are scanned
+    (folder / ".hidden.mp4").write_bytes(tiny.read_bytes())
+    (folder / "readme.txt").write_text("not media\n")
+    cases["_pattern.mp4"] = Case("_pattern.mp4", NO_FACE)
+    cases["_moov_at_end.mp4"] = Case("_moov_at_end.mp4", NO_FACE)
+    return cases
+
+
+def run_app(*args: str | Path, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """``python app.py ARGS`` as a user runs it: no log-level variables set, so quietness is the app's own doing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "ABSL", "GLOG"))}
+    began = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(ROOT / "app.py"), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+    return proc, time.perf_counter() - began
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, demo: Path) -> tuple[Path, dict[str, Case]]:
+    folder = tmp_path_factory.mktemp("awkward") / "inbox"
+    folder.mkdir()
+    return folder, build_corpus(folder, demo)
+
+
+@pytest.fixture(scope="module")
+def folder_run(corpus: tuple[Path, dict[str, Case]]) -> tuple[subprocess.CompletedProcess, dict[str, dict]]:
+    folder, _ = corpus
+    proc, _ = run_app("--input", ".", "--output", "results", "--frames", "4", "--no-gradcam", "--quiet",
+                      cwd=folder)
+    with (folder / "results" / "summary.csv").open(newline="") as fh:
+        rows = {row["name"]: row for row in csv.DictReader(fh)}
+    return proc, rows
+
+
+def test_every_input_gets_its_verdict_class_and_message(corpus, folder_run) -> None:
+    folder, cases = corpus
+    proc, rows = folder_run
+    assert proc.returncode == 1, proc.stderr  # some inputs are errors: reported, and the rest scanned
+    assert "Traceback" not in proc.stderr
+    assert all(line.startswith(("error:", "note:")) for line in proc.stderr.splitlines()), proc.stderr
+    assert sorted(rows) == sorted(case.row for case in cases.values())
+    wrong = []
+    for name, case in cases.items():
+        row = rows[case.row]
+        doc = json.loads((folder / "results" / case.row / "result.json").read_text())
+        kind = SCORED if row["verdict"] in ("real", "fake") else row["verdict"]
+        message = row["error"] or " | ".join(w for w in doc["warnings"] if any(p in w for p in INPUT_WARNINGS))
+        if kind != case.kind or case.words not in message or (not case.words and message):
+            wrong.append(f"{name}: {row['verdict']} {message!r}, expected {case.kind} {case.words!r}")
+        assert "\n" not in message and len(message) < 400, name
+        assert (case.kind == ERROR) == bool(row["error"]), name
+        if case.kind == SCORED:
+            assert row["faces"] == "1", name
+    assert not wrong, "\n".join(wrong)
+    assert not any(name.startswith("results") for name in rows)
+
+
+def test_sideways_photos_have_an_unstretched_face(corpus, folder_run) -> None:
+    """Phone photos stored sideways are scanned as displayed: their face box is where the upright photo has it."""
+    folder, _ = corpus
+
+    def box(name: str, size: tuple[int, int]) -> np.ndarray:
+        doc = json.loads((folder / "results" / name / "result.json").read_text())
+        assert (doc["video"]["width"], doc["video"]["height"]) == size, name
+        return np.array(doc["tracks"][0]["frames"][0]["box"])
+
+    upright = box("phone_upright.jpg", (2048, 1536))
+    assert np.abs(box("phone_exif6.jpg", (2048, 1536)) - upright).max() < 0.03 * 2048
+    for name in ("phone_exif3.jpg", "phone_exif8.jpg"):
+        assert np.abs(box(name, (512, 384)) - upright / 4).max() < 0.03 * 512, name
+
+
+def test_frame_times_are_the_timestamps(corpus, folder_run) -> None:
+    """The variable-frame-rate clip (7 frames 1/24 s apart, then one every 0.3 s): result.json's frame times are
+    the frames' timestamps as ffprobe lists them, not index / average fps."""
+    folder, _ = corpus
+    listed = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=pts_time",
+                             "-of", "csv=p=0", str(folder / "vfr.mp4")], capture_output=True, text=True).stdout
+    stamps = [float(line.strip(",")) for line in listed.split()]
+    doc = json.loads((folder / "results" / "vfr.mp4" / "result.json").read_text())
+    assert len(stamps) == doc["video"]["frame_count"] == 15
+    times = [f["time"] for f in doc["frames"]]
+    assert times == pytest.approx([stamps[f["index"]] for f in doc["frames"]], abs=1e-3)
+    by_rate = [f["index"] / doc["video"]["fps"] for f in doc["frames"]]
+    assert max(abs(a - b) for a, b in zip(times, by_rate)) > 0.3
+    long = json.loads((folder / "results" / "50k_frames.mp4" / "result.json").read_text())
+    assert long["video"]["frame_count"] == 50_000 and long["frames_sampled"] == 4
+
+
+@pytest.mark.parametrize("case", ["missing", "not a video", "dangling link", "output is input"])
+def test_unusable_single_inputs_are_answered_before_the_model_loads(corpus, case: str, tmp_path: Path) -> None:
+    """One line on stderr, exit status 2, and fast: no TensorFlow start for an input that cannot be scanned."""
+    folder, _ = corpus
+    args, words = {
+        "missing": (["--input", "missing.mp4", "--output", tmp_path / "out"], "missing.mp4: no such file"),
+        "not a video": (["--input", "notes.mp4", "--output", tmp_path / "out"], "notes.mp4: not a readable video"),
+        "dangling link": (["--input", "dangling.mp4", "--output", tmp_path / "out"], "broken symbolic link"),
+        "output is input": (["--input", ".", "--output", "."], "is the --input folder"),
+    }[case]
+    proc, seconds = run_app(*args, cwd=folder)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("error: ")
+    assert words in proc.stderr
+    assert seconds < FAST_ANSWER_S, f"{seconds:.2f} s"
