@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -32,3 +33,15 @@ def test_engine_option_mistakes_are_refused(argv: list[str], message: str, capsy
     with pytest.raises(SystemExit) as exc:
         app.main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_unreachable_ray_address_fails_at_once(capsys, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="Ray is optional: 'make ray' installs requirements-ray.txt (CI does)")
+    assert not ray.is_initialized()
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    status = app.main(["--input", str(tmp_path), "--output", str(tmp_path / "out"), "--engine", "ray",
+                       "--ray-address", f"127.0.0.1:{port}"])
+    assert status == 2
+    assert capsys.readouterr().err.strip() == f"error: cannot reach Ray at 127.0.0.1:{port}: Connection refused"
