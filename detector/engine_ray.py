@@ -104,9 +104,11 @@ def extract_file(path: Path, options: ScanOptions, image_size: int) -> Extracted
 
 def _overrun(display: str, seconds: float) -> None:
     """End this worker process: the file has run past its time limit (a hung decoder cannot be interrupted from
-    Python). Ray counts it as a crash, retries within the bound, and the driver reports the file."""
+    Python). Ray counts it as a crash, retries within the bound, and the driver reports the file. Ray ends the
+    children of a worker that exits (a hung ffmpeg with it: the tests check); a downloaded copy is deleted here."""
     print(f"deepfake-scan: {display}: still running after {seconds:.0f} s; ending this worker", file=sys.stderr,
           flush=True)
+    storage.remove_copies()
     os._exit(OVERRUN_EXIT)
 
 

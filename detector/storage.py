@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ def local_copy(source: str) -> Iterator[Path]:
         yield Path(source)
         return
     filesystem, path = resolve(source)
-    folder = Path(tempfile.mkdtemp(prefix="deepfake-scan-"))
+    folder = Path(tempfile.mkdtemp(prefix=_copy_prefix()))
     try:
         target = folder / ("input" + PurePosixPath(path).suffix.lower())
         try:
@@ -122,6 +123,17 @@ def local_copy(source: str) -> Iterator[Path]:
             raise InputError(f"{source}: cannot download ({_one_line(exc)})") from None
         yield target
     finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _copy_prefix() -> str:
+    """Temporary copies are named after the process, so a worker that must end abruptly can delete its own."""
+    return f"deepfake-scan-{os.getpid()}-"
+
+
+def remove_copies() -> None:
+    """Delete this process's temporary copies (for a worker about to end without unwinding its stack)."""
+    for folder in Path(tempfile.gettempdir()).glob(_copy_prefix() + "*"):
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -140,13 +141,29 @@ def test_s3_folder_is_scanned_and_written_back(cluster, s3_server, inbox: Path, 
         "a rerun reuses results stored in the bucket"
 
 
+#: A hung file's worker starts a child that would hang with it (as ffmpeg would); its command line marks it.
+HUNG_CHILD = ["sleep", "3599.25"]
+
+
 def faulty_extract(path: Path, options: ScanOptions, image_size: int):
     """The real extraction, except that a file named crash.* kills its worker process and hang.* never returns."""
     if path.stem == "crash":
         os._exit(1)
     if path.stem == "hang":
+        subprocess.Popen(HUNG_CHILD)
         time.sleep(3600)
     return engine_ray.extract_file(path, options, image_size)
+
+
+def hung_children() -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[:2] == [a.encode() for a in HUNG_CHILD]:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 def test_a_file_that_kills_or_hangs_its_worker_gets_an_error_row(cluster, demo: Path, tmp_path: Path) -> None:
@@ -171,3 +188,4 @@ def test_a_file_that_kills_or_hangs_its_worker_gets_an_error_row(cluster, demo: 
         doc = json.loads((tmp_path / "out" / name / "result.json").read_text())
         assert doc["verdict"] == "error" and (tmp_path / "out" / name / "report.html").is_file()
     assert summary(tmp_path / "out" / "summary.csv").keys() == rows.keys()
+    assert not hung_children(), "a hung worker's children (ffmpeg, in real life) must end with it"

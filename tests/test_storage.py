@@ -64,6 +64,9 @@ def test_s3_listing_download_and_upload(bucket: str, tmp_path: Path) -> None:
         assert path.read_bytes() == b"video bytes" and path.suffix == ".mp4"
         temp = path.parent
     assert not temp.exists(), "the temporary copy is deleted after the scan"
+    with storage.local_copy(f"s3://{bucket}/in/clip.mp4") as path:
+        storage.remove_copies()  # what a worker ended by the per-file watchdog does first
+        assert not path.parent.exists()
     with pytest.raises(InputError, match="cannot download"), storage.local_copy(f"s3://{bucket}/in/gone.mp4"):
         pass
 
