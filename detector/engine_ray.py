@@ -45,7 +45,7 @@ from typing import Callable, Iterable, Iterator
 from . import batch, config, report, storage
 from .errors import DetectorError, ModelError
 from .faces import FaceDetector
-from .model import Detector, load_detector
+from .model import Detector, ModelCard, load_detector
 from .pipeline import ExtractedFaces, ScanOptions, ScanResult, Scanner, extract_faces
 
 log = logging.getLogger(__name__)
@@ -190,8 +190,6 @@ class ModelActor:
 
 def write_row(row: dict, output: str, detector_card: dict, model_source: str, settings: dict) -> dict:
     """Write one result's files under ``output/<name>/`` and return its summary row (as JSON text)."""
-    from .model import ModelCard
-
     result: ScanResult = pickle.loads(row["result"])
     with storage.output_folder(output, result.name) as root:
         doc = report.write_result(result, root, ModelCard.from_dict(detector_card), model_source, settings)

@@ -82,8 +82,8 @@ def list_inputs(location: str) -> list[InputFile]:
     from pyarrow import fs as pafs
 
     scheme = str(location).partition("://")[0].lower()
-    filesystem, path = resolve(location)
     try:
+        filesystem, path = resolve(location)
         info = filesystem.get_file_info(path)
         if info.type == pafs.FileType.File:
             return [InputFile(str(location), str(location), result_name(PurePosixPath(path), None))]
@@ -112,11 +112,11 @@ def local_copy(source: str) -> Iterator[Path]:
     if not is_remote(source):
         yield Path(source)
         return
-    filesystem, path = resolve(source)
     folder = Path(tempfile.mkdtemp(prefix=_copy_prefix()))
     try:
-        target = folder / ("input" + PurePosixPath(path).suffix.lower())
+        target = folder / ("input" + PurePosixPath(source).suffix.lower())
         try:
+            filesystem, path = resolve(source)
             with filesystem.open_input_stream(path) as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst, length=1 << 20)
         except OSError as exc:
