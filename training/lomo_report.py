@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.run / "lomo.json").write_text(json.dumps(fig, indent=2) + "\n")
     (args.run / "lomo.md").write_text(markdown(fig))
     settings = log["settings"]
+    if "final" not in log:  # a run cut off before its final model: the fold figures stand, there is nothing to export
+        print(markdown(fig))
+        print("note: the run has no final model (cut off after its folds); wrote lomo.json and lomo.md only")
+        return 0
     summary = {
         "backbone": args.backbone, "weights": args.init_description or settings.get("init"), "mode": "recipe",
         "image_size": 224, "batch_size": int(settings["batch_size"]), "lr": float(settings["lr"]),
