@@ -39,7 +39,8 @@ def scan_parser() -> argparse.ArgumentParser:
                    help=f"ignore faces smaller than this many pixels (default {config.MIN_FACE_SIZE})")
     p.add_argument("--batch-size", type=int, default=config.BATCH_SIZE,
                    help=f"model batch size (default {config.BATCH_SIZE})")
-    p.add_argument("--aggregation", choices=RULES, default="mean", help="how a face track's frames are pooled")
+    p.add_argument("--aggregation", choices=RULES, default=config.AGGREGATION,
+                   help="how a face track's frames are pooled")
     p.add_argument("--no-gradcam", action="store_true", help="skip Grad-CAM heatmaps (faster)")
     p.add_argument("--cam", choices=("gradcam", "gradcam++"), default="gradcam++", help="explanation method")
     p.add_argument("--model", type=Path, help="a model folder, SavedModel or .keras file exported by our training "
@@ -114,12 +115,15 @@ def serve_parser() -> argparse.ArgumentParser:
         prog="app.py serve",
         description="Serve the upload page and the REST API (OpenAPI document at /openapi.json). Scans run one at "
                     "a time in a background worker; jobs and results are kept under --data-dir.")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    p.add_argument("--data-dir", type=Path, default=Path("results/server"),
-                   help="folder for uploads, job status and results (default results/server)")
+    p.add_argument("--host", default=config.SERVE_HOST,
+                   help=f"address to listen on (default {config.SERVE_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=config.SERVE_PORT,
+                   help=f"port to listen on (default {config.SERVE_PORT})")
+    p.add_argument("--data-dir", type=Path, default=config.SERVE_DATA_DIR,
+                   help=f"folder for uploads, job status and results (default {config.SERVE_DATA_DIR})")
     p.add_argument("--model", type=Path, help="model folder, SavedModel or .keras file (default: saved_model/deepfake)")
-    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted, in MB (default 200)")
+    p.add_argument("--max-upload-mb", type=float, default=config.MAX_UPLOAD_MB,
+                   help=f"largest upload accepted, in MB (default {config.MAX_UPLOAD_MB:g})")
     p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
                    help=f"frames sampled per video (default {config.FRAMES_PER_VIDEO})")
     p.add_argument("--trusted-signers", type=Path, metavar="PEM", default=config.TRUSTED_SIGNERS,

@@ -17,10 +17,10 @@ from . import config
 RULES = ("mean", "median", "max", "top_quartile")
 
 
-def pool(probabilities: Sequence[float], rule: str = "mean") -> float:
+def pool(probabilities: Sequence[float], rule: str = config.AGGREGATION) -> float:
     """Pool one face track's per-frame fake probabilities into its score.
 
-    ``mean`` is the default: deepfake artefacts come and go between frames, and the mean is the most stable estimate
+    ``mean`` is the default (:data:`detector.config.AGGREGATION`): deepfake artefacts come and go between frames, and the mean is the most stable estimate
     on short clips. ``top_quartile`` (mean of the highest 25 %) suits fakes that are only partly manipulated.
     """
     values = np.asarray(probabilities, np.float64)
@@ -124,7 +124,7 @@ def decisive_track(track_scores: Sequence[float], decisions: Sequence[TrackDecis
 
 
 def decide(track_probabilities: Sequence[Sequence[float]], decisions: Sequence[TrackDecision],
-           rule: str = "mean") -> tuple[list[float], float | None]:
+           rule: str = config.AGGREGATION) -> tuple[list[float], float | None]:
     """Per-track scores (every track, counted or not) and the video's score (from the counted tracks only)."""
     scores = [pool(p, rule) for p in track_probabilities]
     counted = [s for s, d in zip(scores, decisions) if d.counted]

@@ -37,8 +37,12 @@ DEFAULT_THRESHOLD = 0.5
 BATCH_SIZE = 32
 #: Number of most suspicious frames explained with Grad-CAM.
 GRADCAM_FRAMES = 4
-#: Backbone of the task model when none is named.
-DEFAULT_BACKBONE = "efficientnetv2-b0"
+#: Backbone of the task model when none is named: the shipped model's (saved_model/deepfake/card.json), so training
+#: with no --backbone and the untrained stand-in (when no model is installed) build the network the scanner ships.
+DEFAULT_BACKBONE = "mobilenetv2"
+#: How a face track's per-frame fake probabilities are pooled into its score (one of detector.aggregate.RULES), for
+#: scanning, the server, training's checkpoint choice and evaluation alike.
+AGGREGATION = "mean"
 
 #: Where the shipped model lives: TF Serving layout ``<name>/<version>/`` plus card and .keras beside it.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +67,12 @@ TRUSTED_SIGNERS: Path | None = None
 #: frames decoded; less is an error, since a verdict on a sliver of the video would mislead.
 MIN_DECODED_FRACTION = 0.5
 
+#: Server (``app.py serve``): address and port it listens on (this machine only unless told), where it keeps uploads,
+#: jobs and results, and the largest upload it accepts.
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8000
+SERVE_DATA_DIR = Path("results/server")
+MAX_UPLOAD_MB = 200.0
 #: Server: uploads are refused (503) while this many scans wait, uploads being read included.
 MAX_QUEUED_SCANS = 100
 #: Server: a scan cut off by a server stop or crash is queued again until it has been started this many times.

@@ -35,7 +35,7 @@ class ScanOptions:
     min_face: int = config.MIN_FACE_SIZE
     margin: float = config.CROP_MARGIN
     batch_size: int = config.BATCH_SIZE
-    aggregation: str = "mean"
+    aggregation: str = config.AGGREGATION
     gradcam: bool = True
     cam_method: str = "gradcam++"
     gradcam_frames: int = config.GRADCAM_FRAMES

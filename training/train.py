@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, action="append", required=True, help="prepared dataset (training.prepare)")
     p.add_argument("--eval-data", type=Path, help="prepared labelled dataset for checkpoint selection")
-    p.add_argument("--backbone", default="efficientnet-lite0")
+    p.add_argument("--backbone", default=config.DEFAULT_BACKBONE,
+                   help=f"a registered backbone (default {config.DEFAULT_BACKBONE}, the shipped model's)")
     p.add_argument("--weights", default="imagenet", help="none, imagenet, or a .keras/.pth path")
     p.add_argument("--mode", choices=("finetune", "features"), default="finetune")
     p.add_argument("--init", type=Path, help="start fine-tuning from this whole-model .keras checkpoint (same "
