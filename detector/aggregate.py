@@ -20,8 +20,9 @@ RULES = ("mean", "median", "max", "top_quartile")
 def pool(probabilities: Sequence[float], rule: str = config.AGGREGATION) -> float:
     """Pool one face track's per-frame fake probabilities into its score.
 
-    ``mean`` is the default (:data:`detector.config.AGGREGATION`): deepfake artefacts come and go between frames, and the mean is the most stable estimate
-    on short clips. ``top_quartile`` (mean of the highest 25 %) suits fakes that are only partly manipulated.
+    ``mean`` is the default (:data:`detector.config.AGGREGATION`): deepfake artefacts come and go between frames, and
+    the mean is the most stable estimate on short clips. ``top_quartile`` (mean of the highest 25 %) suits fakes that
+    are only partly manipulated.
     """
     values = np.asarray(probabilities, np.float64)
     if values.size == 0:

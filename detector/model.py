@@ -22,16 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, backbones, config
+import keras
+import tensorflow as tf
+
+from . import __version__, config
+from .classifier import INPUT_NAME, OUTPUT_NAME, build_classifier  # noqa: F401  (re-exported)
 from .errors import ModelError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402  (the log level must be set before TensorFlow loads)
-import tensorflow as tf  # noqa: E402
-
-from .classifier import INPUT_NAME, OUTPUT_NAME, build_classifier  # noqa: E402,F401  (re-exported)
-from .preprocessing import FacePreprocessor  # noqa: E402,F401  (registers the layer for loading)
+from .preprocessing import FacePreprocessor  # noqa: F401  (registers the layer for loading)
 
 JPEG_INPUT_NAME = "image_bytes"
 

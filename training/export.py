@@ -13,17 +13,14 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
 
-import keras  # noqa: E402
-
-from detector import config  # noqa: E402
-from detector.model import ModelCard, export_model  # noqa: E402
+from detector import config
+from detector.model import ModelCard, export_model
 
 
 def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: str = "") -> ModelCard:

@@ -17,7 +17,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import sys
@@ -243,7 +242,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         items = collect(args)
     except (OSError, ValueError) as exc:

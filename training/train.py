@@ -20,20 +20,16 @@ import csv
 import importlib.util
 import json
 import logging
-import math
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cv2
+import keras
+import numpy as np
 
-import cv2  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from detector import config  # noqa: E402
+from detector import config
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +106,8 @@ class PairSampler:
     """Yields (image, label) pairs: for each real crop drawn, the augmented crop (0) and its self-blend (1).
 
     Each prepared dataset is drawn equally often, whatever its size, so a few thousand stills cannot drown out the
-    video frames the scanner will actually see. Real labelled fakes (label 1 in a dataset) are mixed in at ``real_fake_share`` of the fake half when present.
-    Deterministic given the seed, so a run can be reproduced.
+    video frames the scanner will actually see. Real labelled fakes (label 1 in a dataset) are mixed in at
+    ``real_fake_share`` of the fake half when present. Deterministic given the seed, so a run can be reproduced.
     """
 
     def __init__(self, crops: list[Crop], seed: int, real_fake_share: float = 0.5, augment: bool = True):
