@@ -99,10 +99,11 @@ def check_inputs(args: argparse.Namespace) -> None:
 def open_detector(args: argparse.Namespace):
     """The in-process model, or a TF Serving client when --serving-url is given (the local card, if any, supplies
     the threshold, since TF Serving does not serve it)."""
-    from detector.model import ModelCard, load_detector
-
     if not args.serving_url:
+        from detector.model import load_detector
+
         return load_detector(args.model)
+    from detector.scoring import ModelCard
     from detector.serving import RestDetector
 
     card_path = (args.model or config.DEFAULT_MODEL_DIR) / "card.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 #: Side of the square face crop the model takes (uint8 RGB).
@@ -49,6 +50,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "deepfake"
 SAVED_MODEL_ROOT = PROJECT_ROOT / "saved_model"
 DEFAULT_MODEL_DIR = SAVED_MODEL_ROOT / MODEL_NAME
+
+
+def project_relative(path: str | os.PathLike) -> str:
+    """``path`` as recorded in results and model cards: relative to the project when it lies inside it (a record must
+    not name the machine or folder it was made in), otherwise as given."""
+    candidate = Path(path)
+    if candidate.is_absolute() and candidate.is_relative_to(PROJECT_ROOT):
+        return candidate.relative_to(PROJECT_ROOT).as_posix()
+    return str(path)
 
 #: Frames larger than this many pixels (100 MP, beyond 8K video) are refused as too large to decode safely.
 MAX_PIXELS = 100_000_000

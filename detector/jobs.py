@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config, report
-from .model import ModelCard
+from .scoring import ModelCard
 from .pipeline import Scanner, result_name
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .explain import montage, overlay
 from .faces import KEYPOINT_NAMES
-from .model import ModelCard
+from .scoring import ModelCard
 from .pipeline import ScanResult
 
 SCHEMA_VERSION = 1

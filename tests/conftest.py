@@ -6,8 +6,10 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from detector import config
 from detector.demo import make_demo
 
 
@@ -17,6 +19,26 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
     make_demo(folder)
     return folder
+
+
+def sample_faces(size: int = config.IMAGE_SIZE) -> np.ndarray:
+    """Five different real pictures at the model's input size (uint8): a face, a portrait, coffee, a cat, a rocket."""
+    import cv2
+    from skimage import data
+
+    astro = data.astronaut()
+    pictures = [astro[40:200, 150:300], astro, data.coffee(), data.chelsea(), data.rocket()]
+    return np.stack([cv2.resize(p, (size, size), interpolation=cv2.INTER_AREA) for p in pictures])
+
+
+def spread_head(model, images: np.ndarray, spread: float = 2.0) -> None:
+    """Give an untrained task model (a :class:`detector.classifier.DeepfakeClassifier`) scores that differ between
+    inputs. A freshly initialised head scores every input 0.5 +- 1e-4, so any "same probabilities" check would pass by
+    accident: the head is rescaled until the logits of ``images`` have standard deviation ``spread`` around 0."""
+    kernel, _ = model.head.get_weights()
+    logits = np.asarray(model.embedder()(images.astype("float32"))) @ kernel
+    scale = spread / (float(logits.std()) + 1e-12)
+    model.head.set_weights([kernel * scale, -logits.mean(axis=0) * scale])
 
 
 @dataclass

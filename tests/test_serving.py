@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import sample_faces, spread_head
 
 from detector import backbones
 from detector.errors import ModelError
@@ -42,12 +43,7 @@ def model_root(tmp_path_factory) -> Path:
 
     keras.utils.set_random_seed(1)
     model = build_classifier(_small_backbone(), weights=None, image_size=SIZE)
-    dense = model.get_layer("fake_probability")
-    kernel, _ = dense.get_weights()
-    sample = np.random.default_rng(7).integers(0, 256, (8, SIZE, SIZE, 3)).astype("float32")
-    logits = np.asarray(keras.Model(model.input, model.get_layer("pool").output)(sample)) @ kernel
-    scale = 2.0 / (float(logits.std()) + 1e-12)
-    dense.set_weights([kernel * scale, -logits.mean(axis=0) * scale])
+    spread_head(model, sample_faces(SIZE))
     root = tmp_path_factory.mktemp("models") / MODEL_NAME
     export_model(model, ModelCard(backbone=_small_backbone(), trained=True, threshold=0.42, version=3), root)
     return root

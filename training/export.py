@@ -20,7 +20,8 @@ from pathlib import Path
 import keras
 
 from detector import config
-from detector.model import ModelCard, export_model
+from detector.model import export_model
+from detector.scoring import ModelCard
 
 
 def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: str = "") -> ModelCard:

@@ -215,13 +215,10 @@ class EvalCallback(keras.callbacks.Callback):
 
 
 def build_model(backbone: str, weights: str | None, size: int, train_backbone: bool = True):
-    from detector.model import build_classifier
+    from detector.classifier import DeepfakeClassifier
 
-    model = build_classifier(backbone, weights=weights, image_size=size)
-    if not train_backbone:
-        for layer in model.layers:
-            if layer.name not in ("pool", "head_dropout", "fake_probability"):
-                layer.trainable = False
+    model = DeepfakeClassifier(backbone, image_size=size, weights=weights)
+    model.freeze_backbone(not train_backbone)
     return model
 
 
@@ -270,7 +267,7 @@ def run_finetune(args, train_crops, val, eval_rows, eval_images, out_dir: Path) 
 def run_features(args, train_crops, val, eval_rows, eval_images, out_dir: Path) -> dict:
     """Frozen backbone: embed a fixed set of real/self-blended pairs once (cached .npy), then fit the head."""
     model = build_model(args.backbone, args.weights, args.image_size, train_backbone=False)
-    embed = keras.Model(model.input, model.get_layer("pool").output)
+    embed = model.embedder()
     cache = out_dir / f"features_{args.backbone}_{args.feature_pairs}_{args.seed}.npz"
     if cache.exists():
         data = np.load(cache)
@@ -292,7 +289,7 @@ def run_features(args, train_crops, val, eval_rows, eval_images, out_dir: Path) 
     head.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4), loss="binary_crossentropy",
                  jit_compile=False)
     head.fit(feats, labels, epochs=args.epochs, batch_size=64, verbose=2, shuffle=True)
-    model.get_layer("fake_probability").set_weights(head.layers[-1].get_weights())
+    model.head.set_weights(head.layers[-1].get_weights())
     history: list[dict] = []
     callback = EvalCallback(val, eval_rows, eval_images, out_dir, history)
     callback.set_model(model)
