@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
             detector = open_detector(args)
         if args.evaluate is not None:
-            from training.evaluate import evaluate_manifest
+            from detector.evaluation import evaluate_manifest
 
             return evaluate_manifest(args.evaluate, args.output, detector, frames=args.frames,
                                      show_progress=not args.quiet)

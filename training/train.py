@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 
@@ -47,14 +46,6 @@ class Crop:
     dataset: str = ""
 
 
-def _read_rgb(path: str, size: int) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"cannot read {path}")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image if image.shape[:2] == (size, size) else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-
-
 def face_box_in_crop(size: int, margin: float = config.CROP_MARGIN) -> np.ndarray:
     """The face box inside a prepared crop: crops are centred on the MTCNN box and ``margin`` times its longer side."""
     half = size / (2 * margin)
@@ -67,7 +58,7 @@ def load_crops(data_dirs: list[Path], size: int, landmark_model=None, max_per_it
     """Load prepared crops and their dense landmarks (computed once per dataset and cached in ``landmarks_*.npz``)."""
     from tqdm import tqdm
 
-    from training.prepare import load_index
+    from training.prepare import load_index, read_crop
 
     crops: list[Crop] = []
     for data_dir in data_dirs:
@@ -85,7 +76,7 @@ def load_crops(data_dirs: list[Path], size: int, landmark_model=None, max_per_it
         dirty = False
         box = face_box_in_crop(size)
         for row in tqdm(rows, desc=f"load {data_dir.name}", unit="crop", disable=not show_progress):
-            image = _read_rgb(row["crop"], size)
+            image = read_crop(row["crop"], size)
             key = Path(row["crop"]).relative_to(data_dir).as_posix()
             if landmark_model is not None:
                 if key not in cache:
@@ -164,20 +155,13 @@ def make_dataset(sampler: PairSampler, size: int, batch_size: int):
 
 
 def video_scores(rows: list[dict], probs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Per item: the scanner's rule (:func:`detector.aggregate.decide` over the tracks the scan would count)."""
+    """Per item: its score by the scanner's own rule, over the tracks the scan would count."""
     from detector import aggregate
 
-    per_track: dict[str, dict[int, list[float]]] = {}
-    counted: dict[str, dict[int, bool]] = {}
-    labels: dict[str, int] = {}
-    for row, p in zip(rows, probs):
-        per_track.setdefault(row["item"], {}).setdefault(row["track"], []).append(float(p))
-        counted.setdefault(row["item"], {})[row["track"]] = bool(row.get("counted", True))
-        labels[row["item"]] = int(row["label"])
-    items = sorted(per_track)
-    scores = np.array([aggregate.decide(list(per_track[i].values()),
-                                        [aggregate.TrackDecision(counted[i][t]) for t in per_track[i]])[1]
-                       for i in items])
+    tracks = aggregate.tracks_from_rows(rows, probs)
+    labels = {row["item"]: int(row["label"]) for row in rows}
+    items = sorted(tracks)
+    scores = np.array([tracks[i].score() for i in items])
     return items, np.array([labels[i] for i in items]), scores
 
 
@@ -192,7 +176,7 @@ class EvalCallback(keras.callbacks.Callback):
         self.best = (-1.0, -1.0)
 
     def on_epoch_end(self, epoch, logs=None):
-        from detector.metrics import roc_auc
+        from sklearn.metrics import roc_auc_score as roc_auc
 
         logs = logs if logs is not None else {}
         val_probs = self.model.predict(self.val[0].astype(np.float32), batch_size=32, verbose=0).reshape(-1)
@@ -363,10 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     val = fixed_set(val_crops, args.val_pairs, args.seed + 1)
     eval_rows, eval_images = [], np.zeros((0, args.image_size, args.image_size, 3), np.uint8)
     if args.eval_data:
-        from training.prepare import load_index
+        from training.prepare import load_index, read_crop
 
         eval_rows = load_index(args.eval_data)
-        eval_images = np.stack([_read_rgb(r["crop"], args.image_size) for r in eval_rows])
+        eval_images = np.stack([read_crop(r["crop"], args.image_size) for r in eval_rows])
     print(f"train crops {len(train_crops)} ({len({c.group for c in train_crops})} groups), val crops "
           f"{len(val_crops)}, eval crops {len(eval_rows)}", flush=True)
     args.weights = weights
