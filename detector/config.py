@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 #: Side of the square face crop the model takes (uint8 RGB).
 IMAGE_SIZE = 224
@@ -52,13 +53,20 @@ SAVED_MODEL_ROOT = PROJECT_ROOT / "saved_model"
 DEFAULT_MODEL_DIR = SAVED_MODEL_ROOT / MODEL_NAME
 
 
-def project_relative(path: str | os.PathLike) -> str:
-    """``path`` as recorded in results and model cards: relative to the project when it lies inside it (a record must
-    not name the machine or folder it was made in), otherwise as given."""
-    candidate = Path(path)
+def project_relative(value: Any) -> Any:
+    """A path as recorded in results and model cards: relative to the project when it lies inside it (a record must
+    not name the machine or folder it was made in), otherwise as given. Dicts and lists are walked, so a whole
+    record can be passed; other values and strings that are not such paths come back unchanged."""
+    if isinstance(value, dict):
+        return {k: project_relative(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [project_relative(v) for v in value]
+    if not isinstance(value, (str, os.PathLike)):
+        return value
+    candidate = Path(value)
     if candidate.is_absolute() and candidate.is_relative_to(PROJECT_ROOT):
         return candidate.relative_to(PROJECT_ROOT).as_posix()
-    return str(path)
+    return str(value) if isinstance(value, os.PathLike) else value
 
 #: Frames larger than this many pixels (100 MP, beyond 8K video) are refused as too large to decode safely.
 MAX_PIXELS = 100_000_000

@@ -231,3 +231,38 @@ def test_task_model_parts_and_freezing(exported: Exported) -> None:
     loaded = keras.models.load_model(exported.root / "model.keras")
     assert isinstance(loaded, DeepfakeClassifier) and loaded.backbone.name == net.backbone.name
     assert len(loaded.backbone.layers) == len(net.backbone.layers)
+
+
+def test_fingerprint_follows_the_weights_not_the_path(exported: Exported, tmp_path: Path) -> None:
+    """Stored results are keyed by the fingerprint: a moved copy of a model is the same model, other weights are not;
+    and a model inside the project is recorded by its project-relative path."""
+    import shutil
+
+    here = load_detector(exported.root)
+    moved = load_detector(shutil.copytree(exported.root, tmp_path / "moved"))
+    assert here.fingerprint == moved.fingerprint and here.fingerprint.startswith("sha256:")
+    assert load_detector(exported.root / "2").fingerprint != here.fingerprint  # the SavedModel is other files
+    in_memory = Detector(exported.card, keras_model=exported.model)
+    before = in_memory.fingerprint
+    kernel, bias = exported.model.head.get_weights()
+    try:
+        exported.model.head.set_weights([kernel, bias + 1.0])
+        assert Detector(exported.card, keras_model=exported.model).fingerprint != before
+    finally:
+        exported.model.head.set_weights([kernel, bias])
+    assert Detector(exported.card, keras_model=exported.model).fingerprint == before
+    if (config.DEFAULT_MODEL_DIR / "model.keras").is_file():
+        assert load_detector().source == "saved_model/deepfake/model.keras"
+
+
+def test_card_records_paths_inside_the_project_relative_to_it() -> None:
+    from training.export import make_card
+
+    summary = {"backbone": "mobilenetv2", "threshold": 0.3, "threshold_source": "EER",
+               "data": [str(config.PROJECT_ROOT / "data_cache" / "videos"), "/elsewhere/lfw"]}
+    evaluation = {"model": str(config.DEFAULT_MODEL_DIR / "model.keras"), "manifest": "../shared/labels.csv",
+                  "sections": {"video": {"items": 17}}}
+    card = make_card(summary, evaluation, version=1)
+    assert card.training["data"] == ["data_cache/videos", "/elsewhere/lfw"]
+    assert card.metrics == {**evaluation, "model": "saved_model/deepfake/model.keras"}
+    assert str(config.PROJECT_ROOT) not in json.dumps(card.to_dict())

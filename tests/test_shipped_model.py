@@ -38,6 +38,7 @@ def test_card_records_training_and_measured_metrics(card: dict) -> None:
     video = card["metrics"]["sections"]["video"]
     low, high = video["roc_auc_ci"]
     assert low <= video["roc_auc"] <= high and video["items"] > 0
+    assert card["metrics"]["model"] == "saved_model/deepfake/model.keras"  # not the building machine's path
 
 
 def test_signatures_and_keras_copy_agree(card: dict) -> None:
