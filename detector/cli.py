@@ -1,0 +1,225 @@
+"""The command line: ``python app.py`` in a checkout, ``deepfake-detector`` once installed with pip.
+
+    python app.py --input VIDEO_OR_FOLDER --output RESULTS_DIR
+    python app.py serve --port 8000          # web page and REST API (see detector/server.py)
+
+Thin on purpose: argument parsing and wiring; the work lives in the rest of the ``detector`` package. Nothing heavy
+is imported before the arguments and the input are checked, so a bad path is answered in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from detector import config, logs
+from detector.aggregate import RULES
+from detector.errors import DetectorError
+
+
+def scan_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="app.py",
+        description="Scan videos or images for deepfaked faces. Writes RESULTS_DIR/<name>/result.json, "
+                    "report.html and Grad-CAM heatmaps per input, and RESULTS_DIR/summary.csv.",
+        epilog="Exit status: 0 all inputs scanned, 1 some inputs of a folder failed, 2 the input or options are "
+               "unusable. 'app.py serve --help' describes the web page and REST API.")
+    p.add_argument("--input", "-i", type=Path, help="a video or image file, or a folder (scanned recursively)")
+    p.add_argument("--output", "-o", type=Path, default=Path("results"), help="results folder (default: results)")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
+                          help=f"frames sampled per video, evenly spaced (default {config.FRAMES_PER_VIDEO})")
+    sampling.add_argument("--fps", type=float, help="sample this many frames per second instead of --frames")
+    p.add_argument("--threshold", type=float, help="fake-probability threshold (default: the model card's)")
+    p.add_argument("--max-faces", type=int, default=config.MAX_FACES,
+                   help=f"face tracks kept per video (default {config.MAX_FACES})")
+    p.add_argument("--min-face", type=int, default=config.MIN_FACE_SIZE,
+                   help=f"ignore faces smaller than this many pixels (default {config.MIN_FACE_SIZE})")
+    p.add_argument("--batch-size", type=int, default=config.BATCH_SIZE,
+                   help=f"model batch size (default {config.BATCH_SIZE})")
+    p.add_argument("--aggregation", choices=RULES, default=config.AGGREGATION,
+                   help="how a face track's frames are pooled")
+    p.add_argument("--no-gradcam", action="store_true", help="skip Grad-CAM heatmaps (faster)")
+    p.add_argument("--cam", choices=("gradcam", "gradcam++"), default="gradcam++", help="explanation method")
+    p.add_argument("--model", type=Path, help="a model folder, SavedModel or .keras file exported by our training "
+                                              "(default: saved_model/deepfake)")
+    p.add_argument("--serving-url", metavar="URL",
+                   help="score faces on a TF Serving model server (e.g. http://host:8501/v1/models/deepfake) "
+                        "instead of loading the model in-process")
+    p.add_argument("--trusted-signers", type=Path, metavar="PEM", default=config.TRUSTED_SIGNERS,
+                   help="PEM file of the certificate authorities whose content-credential signers you trust "
+                        "(default: none, so every signer is reported as 'not verified')")
+    p.add_argument("--evaluate", type=Path, metavar="MANIFEST",
+                   help="evaluate the model on a labelled manifest (CSV path,label) instead of scanning")
+    p.add_argument("--workers", type=int, default=0,
+                   help="decode and detect faces in N worker processes while the model scores batches across "
+                        "videos (for folders; default 0: everything in this process)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="scan inputs again even when RESULTS_DIR already holds their result.json")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
+    return p
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.input is None and args.evaluate is None:
+        parser.error("--input is required")
+    if args.frames is not None and args.frames <= 0:
+        parser.error("--frames must be positive")
+    if args.fps is not None and args.fps <= 0:
+        parser.error("--fps must be positive")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        parser.error("--threshold must be between 0 and 1")
+    if args.workers < 0:
+        parser.error("--workers must be 0 or more")
+    for name in ("max_faces", "min_face", "batch_size"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Everything about the input and output that can fail, checked before TensorFlow is imported (seconds), so a
+    missing or unusable file is answered at once: the input exists, a single file probes as a video or image, the
+    output folder is not the input folder and is writable."""
+    from detector import inputs
+
+    inputs.check_output(args.input, args.output)
+    files, root = inputs.list_inputs(args.input, args.output)
+    if root is None:
+        from detector import video
+
+        video.probe(files[0])
+    inputs.prepare_output(args.output)
+
+
+def open_detector(args: argparse.Namespace):
+    """The in-process model, or a TF Serving client when --serving-url is given (the local card, if any, supplies
+    the threshold, since TF Serving does not serve it)."""
+    if not args.serving_url:
+        from detector.model import load_detector
+
+        return load_detector(args.model)
+    from detector.scoring import ModelCard
+    from detector.serving import RestDetector
+
+    card_path = (args.model or config.DEFAULT_MODEL_DIR) / "card.json"
+    card = ModelCard.load(card_path) if card_path.is_file() else None
+    return RestDetector(args.serving_url, card)
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="app.py serve",
+        description="Serve the upload page and the REST API (OpenAPI document at /openapi.json). Scans run one at "
+                    "a time in a background worker; jobs and results are kept under --data-dir.")
+    p.add_argument("--host", default=config.SERVE_HOST,
+                   help=f"address to listen on (default {config.SERVE_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=config.SERVE_PORT,
+                   help=f"port to listen on (default {config.SERVE_PORT})")
+    p.add_argument("--data-dir", type=Path, default=config.SERVE_DATA_DIR,
+                   help=f"folder for uploads, job status and results (default {config.SERVE_DATA_DIR})")
+    p.add_argument("--model", type=Path, help="model folder, SavedModel or .keras file (default: saved_model/deepfake)")
+    p.add_argument("--max-upload-mb", type=float, default=config.MAX_UPLOAD_MB,
+                   help=f"largest upload accepted, in MB (default {config.MAX_UPLOAD_MB:g})")
+    p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
+                   help=f"frames sampled per video (default {config.FRAMES_PER_VIDEO})")
+    p.add_argument("--trusted-signers", type=Path, metavar="PEM", default=config.TRUSTED_SIGNERS,
+                   help="PEM file of the certificate authorities whose content-credential signers you trust")
+    p.add_argument("--max-queued", type=int, default=config.MAX_QUEUED_SCANS,
+                   help=f"uploads are refused (503) while this many scans wait (default {config.MAX_QUEUED_SCANS})")
+    p.add_argument("--keep-days", type=float, default=config.KEEP_DAYS,
+                   help=f"finished scans (upload and results) are deleted after this many days (default "
+                        f"{config.KEEP_DAYS:g})")
+    p.add_argument("--keep-scans", type=int, default=config.KEEP_SCANS,
+                   help=f"at most this many finished scans are kept, the newest (default {config.KEEP_SCANS})")
+    p.add_argument("--keep-gb", type=float, default=config.KEEP_GB,
+                   help=f"finished scans are kept only while they take at most this many GB together (default "
+                        f"{config.KEEP_GB:g})")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
+    return p
+
+
+def serve_main(argv: list[str]) -> int:
+    """``app.py serve``: parse, then hand over to :func:`detector.server.serve`."""
+    parser = serve_parser()
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    if args.frames <= 0:
+        parser.error("--frames must be positive")
+    for name in ("max_upload_mb", "max_queued", "keep_days", "keep_scans", "keep_gb"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    logs.setup(args.verbose, level=logging.INFO)
+    with logs.native_stderr_silenced(not args.verbose):
+        from detector.jobs import Retention
+        from detector.server import ServeConfig, serve
+
+    retention = Retention(max_age_days=args.keep_days, max_scans=args.keep_scans, max_gb=args.keep_gb)
+    try:
+        return serve(ServeConfig(host=args.host, port=args.port, data_dir=args.data_dir, model=args.model,
+                                 max_upload_mb=args.max_upload_mb, frames=args.frames, max_queued=args.max_queued,
+                                 retention=retention, trusted_signers=args.trusted_signers))
+    except DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "serve":
+        return serve_main(argv[1:])
+    parser = scan_parser()
+    args = parser.parse_args(argv)
+    _check(args, parser)
+    logs.setup(args.verbose)
+    try:
+        if args.evaluate is None:
+            check_inputs(args)
+        from detector.provenance import load_trusted_signers
+
+        trusted = load_trusted_signers(args.trusted_signers) if args.trusted_signers else None
+        with logs.native_stderr_silenced(not args.verbose):
+            from detector import batch, report
+            from detector.pipeline import ScanOptions
+
+            detector = open_detector(args)
+        if args.evaluate is not None:
+            from detector.evaluation import evaluate_manifest
+
+            return evaluate_manifest(args.evaluate, args.output, detector, frames=args.frames,
+                                     show_progress=not args.quiet)
+        options = ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
+                              min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
+                              gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted)
+        outcome = batch.run(args.input, args.output, detector, options, show_progress=not args.quiet,
+                            workers=args.workers, resume=not args.overwrite, worker_stderr=args.verbose)
+    except DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(outcome.rows, indent=2))
+    else:
+        print(report.format_table(outcome.rows))
+        if not detector.card.trained:
+            print("note: no trained model is installed; verdicts are provisional", file=sys.stderr)
+        print(f"summary: {outcome.summary_path}")
+        if len(outcome.rows) == 1:
+            print(f"report: {args.output / outcome.rows[0]['name'] / 'report.html'}")
+    if len(outcome.rows) == 1 and outcome.errors:
+        print(f"error: {outcome.errors[0]['error']}", file=sys.stderr)
+        return 2
+    return 1 if outcome.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
