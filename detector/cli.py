@@ -1,7 +1,8 @@
 """The command line: ``python app.py`` in a checkout, ``deepfake-detector`` once installed with pip.
 
-    python app.py --input VIDEO_OR_FOLDER --output RESULTS_DIR
+    python app.py --input VIDEO_OR_FOLDER --output RESULTS_DIR      (or: deepfake-detector scan --input ...)
     python app.py serve --port 8000          # web page and REST API (see detector/server.py)
+    python app.py --evaluate labels.csv --output runs/eval          (or: deepfake-detector evaluate labels.csv ...)
 
 Thin on purpose: argument parsing and wiring; the work lives in the rest of the ``detector`` package. Nothing heavy
 is imported before the arguments and the input are checked, so a bad path is answered in a fraction of a second.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,13 +22,22 @@ from detector.aggregate import RULES
 from detector.errors import DetectorError
 
 
-def scan_parser() -> argparse.ArgumentParser:
+#: Name of the installed command (``[project.scripts]`` in pyproject.toml).
+COMMAND = "deepfake-detector"
+
+
+def program_name() -> str:
+    """What usage lines call the program: ``app.py`` when run as such, else the installed command's name."""
+    return "app.py" if os.path.basename(sys.argv[0]) == "app.py" else COMMAND
+
+
+def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="app.py",
+        prog=prog,
         description="Scan videos or images for deepfaked faces. Writes RESULTS_DIR/<name>/result.json, "
                     "report.html and Grad-CAM heatmaps per input, and RESULTS_DIR/summary.csv.",
         epilog="Exit status: 0 all inputs scanned, 1 some inputs of a folder failed, 2 the input or options are "
-               "unusable. 'app.py serve --help' describes the web page and REST API.")
+               f"unusable. '{prog} serve --help' describes the web page and REST API.")
     p.add_argument("--input", "-i", type=Path, help="a video or image file, or a folder (scanned recursively)")
     p.add_argument("--output", "-o", type=Path, default=Path("results"), help="results folder (default: results)")
     sampling = p.add_mutually_exclusive_group()
@@ -112,9 +123,9 @@ def open_detector(args: argparse.Namespace):
     return RestDetector(args.serving_url, card)
 
 
-def serve_parser() -> argparse.ArgumentParser:
+def serve_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="app.py serve",
+        prog=f"{prog} serve",
         description="Serve the upload page and the REST API (OpenAPI document at /openapi.json). Scans run one at "
                     "a time in a background worker; jobs and results are kept under --data-dir.")
     p.add_argument("--host", default=config.SERVE_HOST,
@@ -145,9 +156,9 @@ def serve_parser() -> argparse.ArgumentParser:
     return p
 
 
-def serve_main(argv: list[str]) -> int:
+def serve_main(argv: list[str], prog: str = "app.py") -> int:
     """``app.py serve``: parse, then hand over to :func:`detector.server.serve`."""
-    parser = serve_parser()
+    parser = serve_parser(prog)
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
@@ -171,17 +182,74 @@ def serve_main(argv: list[str]) -> int:
         return 2
 
 
+def evaluate_parser(prog: str = "app.py") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"{prog} evaluate",
+        description="Evaluate the model on labelled media: every file of MANIFEST (CSV with columns "
+                    "path,label[,group]; labels real/fake or 0/1) is scanned like any input, and frame- and "
+                    "video-level metrics with "
+                    "bootstrap intervals go to OUTPUT/{video,image,all}/metrics.json, metrics.md, roc.png and "
+                    "confusion.png, the headline numbers to OUTPUT/summary.json.")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="CSV of labelled videos and images")
+    p.add_argument("--output", "-o", type=Path, required=True, help="folder for the evaluation report")
+    p.add_argument("--model", type=Path, help="model folder, SavedModel or .keras file (default: saved_model/deepfake)")
+    p.add_argument("--serving-url", metavar="URL", help="score faces on a TF Serving model server instead")
+    p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
+                   help=f"frames sampled per video (default {config.FRAMES_PER_VIDEO})")
+    p.add_argument("--aggregation", choices=RULES, default=config.AGGREGATION,
+                   help="how a face track's frames are pooled")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
+    return p
+
+
+def evaluate_main(argv: list[str], prog: str = "app.py") -> int:
+    """``evaluate MANIFEST``: the same as ``--evaluate MANIFEST``, with the aggregation rule as an option."""
+    parser = evaluate_parser(prog)
+    args = parser.parse_args(argv)
+    if args.frames <= 0:
+        parser.error("--frames must be positive")
+    logs.setup(args.verbose)
+    try:
+        from detector.manifest import load_manifest
+
+        load_manifest(args.manifest)  # a missing or malformed manifest is answered before the model loads
+        with logs.native_stderr_silenced(not args.verbose):
+            from detector.evaluation import evaluate_manifest
+
+            detector = open_detector(args)
+        return evaluate_manifest(args.manifest, args.output, detector, frames=args.frames,
+                                 show_progress=not args.quiet, rule=args.aggregation)
+    except DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Scan (the default, or ``scan``), ``serve`` or ``evaluate``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
+    prog = program_name()
     if argv and argv[0] == "serve":
-        return serve_main(argv[1:])
-    parser = scan_parser()
+        return serve_main(argv[1:], prog)
+    if argv and argv[0] == "evaluate":
+        return evaluate_main(argv[1:], prog)
+    if argv and argv[0] == "scan":
+        argv = argv[1:]
+    parser = scan_parser(prog)
     args = parser.parse_args(argv)
     _check(args, parser)
     logs.setup(args.verbose)
     try:
         if args.evaluate is None:
             check_inputs(args)
+        else:
+            from detector.manifest import load_manifest
+
+            load_manifest(args.evaluate)  # a missing or malformed manifest is answered before the model loads
         from detector.provenance import load_trusted_signers
 
         trusted = load_trusted_signers(args.trusted_signers) if args.trusted_signers else None
@@ -194,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             from detector.evaluation import evaluate_manifest
 
             return evaluate_manifest(args.evaluate, args.output, detector, frames=args.frames,
-                                     show_progress=not args.quiet)
+                                     show_progress=not args.quiet, rule=args.aggregation)
         options = ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
                               min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
                               gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted)

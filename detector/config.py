@@ -46,10 +46,13 @@ DEFAULT_BACKBONE = "mobilenetv2"
 #: scanning, the server, training's checkpoint choice and evaluation alike.
 AGGREGATION = "mean"
 
-#: Where the shipped model lives: TF Serving layout ``<name>/<version>/`` plus card and .keras beside it.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Where the shipped model lives: TF Serving layout ``<name>/<version>/`` plus card and .keras beside it. In a checkout
+#: that is saved_model/ beside the package; a pip-installed package carries a copy inside itself (pyproject.toml).
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
 MODEL_NAME = "deepfake"
-SAVED_MODEL_ROOT = PROJECT_ROOT / "saved_model"
+SAVED_MODEL_ROOT = next((folder for folder in (PROJECT_ROOT / "saved_model", PACKAGE_DIR / "saved_model")
+                         if folder.is_dir()), PROJECT_ROOT / "saved_model")
 DEFAULT_MODEL_DIR = SAVED_MODEL_ROOT / MODEL_NAME
 
 

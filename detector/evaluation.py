@@ -25,7 +25,6 @@ from sklearn import metrics as skm
 
 from . import config, metrics
 from .aggregate import ScoredTracks
-from .errors import DetectorError
 from .scoring import Scorer
 
 
@@ -286,13 +285,10 @@ def evaluate_manifest(manifest: Path, out_dir: Path, detector: Scorer, frames: i
     into ``out_dir`` and print its headline numbers. Files without a face or that fail are listed as skipped."""
     from tqdm import tqdm
 
-    from .manifest import read_manifest
+    from .manifest import load_manifest
     from .pipeline import ScanOptions, Scanner
 
-    try:
-        labelled = read_manifest(manifest)
-    except (OSError, ValueError) as exc:
-        raise DetectorError(f"{manifest}: {exc}") from None
+    labelled = load_manifest(manifest)
     scanner = Scanner(detector, ScanOptions(frames=frames, aggregation=rule, gradcam=False))
     items, skipped = [], []
     for entry in tqdm(labelled, desc="evaluate", unit="file", disable=not show_progress):

@@ -10,6 +10,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InputError
+
 #: Label words a manifest may use, and what they mean: 0 real, 1 fake.
 LABELS = {"real": 0, "fake": 1, "original": 0, "pristine": 0, "manipulated": 1, "0": 0, "1": 1}
 
@@ -44,4 +46,18 @@ def read_manifest(csv_path: Path) -> list[MediaItem]:
             path = path if path.is_absolute() else csv_path.parent / path
             group = (row.get("group") or "").strip() or path.stem
             items.append(MediaItem(path, parse_label(row["label"]), group, "manifest"))
+    return items
+
+
+def load_manifest(csv_path: Path) -> list[MediaItem]:
+    """:func:`read_manifest` for the command line: any problem is an :class:`InputError` with a one-line message, and
+    a manifest without rows is one too (an evaluation of nothing would only fail later, after the model loaded)."""
+    try:
+        items = read_manifest(csv_path)
+    except OSError as exc:
+        raise InputError(f"{csv_path}: cannot read the manifest ({exc.strerror or exc})") from None
+    except (ValueError, csv.Error, UnicodeDecodeError) as exc:
+        raise InputError(f"{csv_path}: {exc}".replace(f"{csv_path}: {csv_path}: ", f"{csv_path}: ")) from None
+    if not items:
+        raise InputError(f"{csv_path}: the manifest lists no files")
     return items
