@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import ffmpeg
 from skimage import data
 
 from detector.faces import FaceDetector, crop_face, eye_roll, unrotate_points
@@ -91,15 +92,13 @@ def test_eye_roll_of_degenerate_keypoints_is_zero() -> None:
 def test_a_sideways_clip_is_scored_like_the_upright_one(demo, tmp_path) -> None:
     """The demo clip with its pixels turned a quarter (no rotation metadata, as a phone that lost it): the same
     face track, upright crops, and a video score within 0.1 of the upright clip's (measured: 0.01-0.03)."""
-    import subprocess
-
     from detector.model import load_detector
     from detector.pipeline import ScanOptions, Scanner
 
     upright_clip = demo / "astronaut_pan.mp4"
     sideways = tmp_path / "sideways.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(upright_clip), "-vf", "transpose=clock",
-                    "-metadata:s:v", "rotate=0", "-c:v", "libx264", "-crf", "18", str(sideways)], check=True)
+    ffmpeg("-i", upright_clip, "-vf", "transpose=clock", "-metadata:s:v", "rotate=0", "-c:v", "libx264", "-crf", "18",
+           sideways)
     scanner = Scanner(load_detector(), ScanOptions(frames=8, gradcam=False))
     up, side = scanner.scan(upright_clip), scanner.scan(sideways)
     assert up.verdict in ("real", "fake") and side.verdict in ("real", "fake")
