@@ -43,6 +43,7 @@ def _similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ga, gb)[0, 1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("degrees", [30, 90, 180, -30, 270])
 def test_a_turned_face_comes_out_upright(detector: FaceDetector, upright, degrees: float) -> None:
     image, _, reference = upright
@@ -65,6 +66,7 @@ def test_a_turned_face_comes_out_upright(detector: FaceDetector, upright, degree
         assert _similarity(unaligned.image, reference.image) < 0.3
 
 
+@pytest.mark.slow
 def test_upright_face_is_barely_turned(upright) -> None:
     _, face, crop = upright
     assert abs(crop.angle) < 8

@@ -28,7 +28,7 @@ def labelled_items(seed: int = 0, n_videos: int = 17, frames: int = 8) -> list[L
 
 def test_report_levels_follow_the_scan_rule_and_agree_with_sklearn() -> None:
     items = labelled_items()
-    report = evaluation_report(items, 0.5, n_bootstrap=200)
+    report = evaluation_report(items, 0.5, n_bootstrap=100)
     scores = [item.tracks.score() for item in items]
     labels = [item.label for item in items]
     assert [v["score"] for v in report["videos"]] == pytest.approx(scores)
@@ -58,7 +58,7 @@ def test_items_without_a_face_are_left_out_and_none_at_all_is_refused() -> None:
 
 
 def test_write_report_writes_four_files_and_json_round_trips(tmp_path) -> None:
-    report = evaluation_report(labelled_items(), 0.5, n_bootstrap=200)
+    report = evaluation_report(labelled_items(), 0.5, n_bootstrap=100)
     paths = write_report(report, tmp_path / "eval")
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
         "confusion.png",

@@ -158,7 +158,7 @@ def test_bootstrap_ci_contains_estimate_and_narrows_with_more_data() -> None:
     for n in (40, 800):
         y, s = _random_set(5, n=n, decimals=6)
         point = skm.roc_auc_score(y, s)
-        low, high = metrics.bootstrap_ci(y, s, skm.roc_auc_score, n=500, seed=0)
+        low, high = metrics.bootstrap_ci(y, s, skm.roc_auc_score, n=200, seed=0)
         assert low <= point <= high
         assert 0.0 <= low < high <= 1.0
         widths.append(high - low)
@@ -173,9 +173,9 @@ def test_bootstrap_is_stratified_and_reproducible() -> None:
         assert yb.sum() == 2 and (1 - yb).sum() == 15
         return skm.roc_auc_score(yb, sb)
 
-    first = metrics.bootstrap_ci(y, s, auc_checking_classes, n=300, seed=7)
-    assert first == metrics.bootstrap_ci(y, s, auc_checking_classes, n=300, seed=7)
-    assert first != metrics.bootstrap_ci(y, s, auc_checking_classes, n=300, seed=8)
+    first = metrics.bootstrap_ci(y, s, auc_checking_classes, n=100, seed=7)
+    assert first == metrics.bootstrap_ci(y, s, auc_checking_classes, n=100, seed=7)
+    assert first != metrics.bootstrap_ci(y, s, auc_checking_classes, n=100, seed=8)
 
 
 def test_group_bootstrap_is_wider_for_correlated_frames() -> None:
@@ -186,8 +186,8 @@ def test_group_bootstrap_is_wider_for_correlated_frames() -> None:
     groups = np.repeat(np.arange(12), 30)
     y = video_labels[groups]
     s = np.clip(video_scores[groups] + rng.normal(0, 0.01, groups.size), 0, 1)
-    frame_low, frame_high = metrics.bootstrap_ci(y, s, skm.roc_auc_score, n=300)
-    group_low, group_high = metrics.bootstrap_ci(y, s, skm.roc_auc_score, n=300, groups=groups)
+    frame_low, frame_high = metrics.bootstrap_ci(y, s, skm.roc_auc_score, n=200)
+    group_low, group_high = metrics.bootstrap_ci(y, s, skm.roc_auc_score, n=200, groups=groups)
     assert group_high - group_low > 2 * (frame_high - frame_low)
 
 

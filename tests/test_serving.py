@@ -28,6 +28,8 @@ from detector.model import ModelCard, build_classifier, export_model, load_detec
 from detector.serving import RestDetector
 
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # exports a network and serves it
 MODEL_NAME = "deepfake"
 SIZE = 224
 

@@ -16,6 +16,7 @@ from detector.demo import astronaut
 from detector.model import load_detector
 
 ROOT = config.DEFAULT_MODEL_DIR
+pytestmark = pytest.mark.slow  # loads the shipped model (and exports it once more)
 if not (ROOT / "card.json").is_file():
     pytest.skip(f"no model is installed in {ROOT}", allow_module_level=True)
 
