@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from detector import config
+from detector.classifier import DeepfakeClassifier  # also registers the class: runs load their checkpoints back
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +200,6 @@ class EvalCallback(keras.callbacks.Callback):
 
 
 def build_model(backbone: str, weights: str | None, size: int, train_backbone: bool = True):
-    from detector.classifier import DeepfakeClassifier
-
     model = DeepfakeClassifier(backbone, image_size=size, weights=weights)
     model.freeze_backbone(not train_backbone)
     return model
