@@ -6,14 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # pip runs again only when a requirements file changes
 STAMP := $(VENV)/.installed
+RAY_STAMP := $(VENV)/.installed-ray
 DEMO_DIR := demo
 DEMO_OUT := results/demo
 PORT ?= 8000
 
-.PHONY: help venv demo test test-fast lint check-ffmpeg serve
+.PHONY: help venv ray demo test test-fast lint check-ffmpeg serve
 
 help:
 	@echo "make venv       create $(VENV) and install requirements.txt, requirements-dev.txt, requirements-nodeps.txt"
+	@echo "make ray        add the optional Ray Data engine (requirements-ray*.txt) to $(VENV): app.py --engine ray"
 	@echo "make demo       generate demo media in $(DEMO_DIR)/ and scan it into $(DEMO_OUT)/"
 	@echo "make test       ruff, then the whole test suite (unit, slow and end-to-end)"
 	@echo "make test-fast  the quick unit tests only (-m 'not e2e and not slow'), under a minute"
@@ -27,6 +29,13 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
 		echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	@touch $@
+
+ray: $(RAY_STAMP)
+
+$(RAY_STAMP): $(STAMP) requirements-ray.txt requirements-ray-test.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-ray.txt -r requirements-ray-test.txt \
+		-c requirements.txt
 	@touch $@
 
 check-ffmpeg:

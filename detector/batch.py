@@ -31,7 +31,7 @@ class BatchOutcome:
     """What a run produced: one summary row per input and where the summary was written."""
 
     rows: list[dict]
-    summary_path: Path
+    summary_path: Path | str
 
     @property
     def errors(self) -> list[dict]:
@@ -52,16 +52,26 @@ def scan_settings(detector: Scorer, options: ScanOptions) -> dict:
 
 
 def _existing_row(out_dir: Path, name: str, settings: dict) -> dict | None:
-    """The summary row of an input already scanned into ``out_dir`` with the same settings, or None.
+    """The summary row of an input already scanned into ``out_dir`` with the same settings, or None."""
+    try:
+        text = (out_dir / name / "result.json").read_text()
+    except OSError:
+        return None
+    return reusable_row(text, settings)
+
+
+def reusable_row(result_json: str | None, settings: dict) -> dict | None:
+    """The summary row of a stored result.json (its text) when a rerun may reuse it, else None.
 
     Inputs that failed last time are scanned again (the failure may have been transient, a file still being
     copied), and so are results made with another model or other options: reusing them would be a silent wrong
-    answer."""
-    path = out_dir / name / "result.json"
+    answer. Shared by every engine, so each can resume the other's results."""
+    if result_json is None:
+        return None
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(result_json)
         row = report.summary_row(doc)
-    except (OSError, ValueError, KeyError):
+    except (ValueError, KeyError, TypeError):
         return None
     if row["verdict"] == "error" or doc.get("scan_settings") != settings:
         return None

@@ -1,6 +1,7 @@
 """The command line: ``python app.py`` in a checkout, ``deepfake-detector`` once installed with pip.
 
     python app.py --input VIDEO_OR_FOLDER --output RESULTS_DIR      (or: deepfake-detector scan --input ...)
+    python app.py --input s3://bucket/videos --output s3://bucket/results --engine ray   # on Ray Data
     python app.py serve --port 8000          # web page and REST API (see detector/server.py)
     python app.py --evaluate labels.csv --output runs/eval          (or: deepfake-detector evaluate labels.csv ...)
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from detector import config, logs
 from detector.aggregate import RULES
 from detector.errors import DetectorError
+from detector.storage import is_remote, join
 
 
 #: Name of the installed command (``[project.scripts]`` in pyproject.toml).
@@ -38,8 +40,10 @@ def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
                     "report.html and Grad-CAM heatmaps per input, and RESULTS_DIR/summary.csv.",
         epilog="Exit status: 0 all inputs scanned, 1 some inputs of a folder failed, 2 the input or options are "
                f"unusable. '{prog} serve --help' describes the web page and REST API.")
-    p.add_argument("--input", "-i", type=Path, help="a video or image file, or a folder (scanned recursively)")
-    p.add_argument("--output", "-o", type=Path, default=Path("results"), help="results folder (default: results)")
+    p.add_argument("--input", "-i", help="a video or image file, or a folder (scanned recursively); with --engine ray "
+                                         "also an s3:// or gs:// URI of an object or a prefix")
+    p.add_argument("--output", "-o", default="results",
+                   help="results folder (default: results); with --engine ray also an s3:// or gs:// URI")
     sampling = p.add_mutually_exclusive_group()
     sampling.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
                           help=f"frames sampled per video, evenly spaced (default {config.FRAMES_PER_VIDEO})")
@@ -68,6 +72,18 @@ def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0,
                    help="decode and detect faces in N worker processes while the model scores batches across "
                         "videos (for folders; default 0: everything in this process)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine's own worker processes (default, starts in seconds); ray: a Ray Data "
+                        "pipeline on this machine or a cluster (needs 'make ray'; see README, Scaling out)")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="with --engine ray: 'auto' joins the cluster this machine belongs to, ray://HOST:10001 "
+                        "connects a Ray Client (default: start Ray on this machine)")
+    p.add_argument("--scorers", type=int, default=config.RAY_SCORERS,
+                   help=f"with --engine ray: model actors, each holding the model once (default {config.RAY_SCORERS})")
+    p.add_argument("--file-timeout", type=float, default=config.RAY_FILE_TIMEOUT, metavar="SECONDS",
+                   help="with --engine ray: a file that takes longer to download, decode and detect ends its worker "
+                        f"and, after {config.RAY_RETRIES} retry, gets an error row "
+                        f"(default {config.RAY_FILE_TIMEOUT:g})")
     p.add_argument("--overwrite", action="store_true",
                    help="scan inputs again even when RESULTS_DIR already holds their result.json")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -88,6 +104,17 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--threshold must be between 0 and 1")
     if args.workers < 0:
         parser.error("--workers must be 0 or more")
+    if args.engine == "ray":
+        if args.serving_url or args.evaluate is not None:
+            parser.error("--engine ray scans folders with the in-process model: drop --serving-url / --evaluate")
+        if args.scorers <= 0 or args.file_timeout <= 0:
+            parser.error("--scorers and --file-timeout must be positive")
+    else:
+        if args.ray_address:
+            parser.error("--ray-address needs --engine ray")
+        remote = [loc for loc in (args.input, args.output) if loc and is_remote(loc)]
+        if remote:
+            parser.error(f"{remote[0]}: s3:// and gs:// locations need --engine ray")
     for name in ("max_faces", "min_face", "batch_size"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -99,13 +126,14 @@ def check_inputs(args: argparse.Namespace) -> None:
     output folder is not the input folder and is writable."""
     from detector import inputs
 
-    inputs.check_output(args.input, args.output)
-    files, root = inputs.list_inputs(args.input, args.output)
+    source, target = Path(args.input), Path(args.output)
+    inputs.check_output(source, target)
+    files, root = inputs.list_inputs(source, target)
     if root is None:
         from detector import video
 
         video.probe(files[0])
-    inputs.prepare_output(args.output)
+    inputs.prepare_output(target)
 
 
 def open_detector(args: argparse.Namespace):
@@ -121,6 +149,25 @@ def open_detector(args: argparse.Namespace):
     card_path = (args.model or config.DEFAULT_MODEL_DIR) / "card.json"
     card = ModelCard.load(card_path) if card_path.is_file() else None
     return RestDetector(args.serving_url, card)
+
+
+def run_locally(args: argparse.Namespace, options, detector):
+    """The local engine: the model in this process, decoding in ``--workers`` processes (inputs and output were
+    checked by :func:`check_inputs`)."""
+    from detector import batch
+
+    return batch.run(Path(args.input), Path(args.output), detector, options, show_progress=not args.quiet,
+                     workers=args.workers, resume=not args.overwrite, worker_stderr=args.verbose)
+
+
+def run_on_ray(args: argparse.Namespace, options):
+    """The Ray Data engine (imported only when asked for: Ray is an optional install)."""
+    from detector import engine_ray
+
+    ray_options = engine_ray.RayOptions(address=args.ray_address, workers=args.workers or None, scorers=args.scorers,
+                                        file_timeout=args.file_timeout, show_progress=not args.quiet)
+    return engine_ray.run(args.input, args.output, options, ray_options, model=args.model,
+                          resume=not args.overwrite)
 
 
 def serve_parser(prog: str = "app.py") -> argparse.ArgumentParser:
@@ -244,30 +291,33 @@ def main(argv: list[str] | None = None) -> int:
     _check(args, parser)
     logs.setup(args.verbose)
     try:
-        if args.evaluate is None:
-            check_inputs(args)
-        else:
+        if args.engine == "ray":
+            from detector.engine_ray import import_ray
+
+            import_ray()  # an optional install: say so before anything else is checked
+        if args.evaluate is not None:
             from detector.manifest import load_manifest
 
             load_manifest(args.evaluate)  # a missing or malformed manifest is answered before the model loads
+        elif not (is_remote(args.input) or is_remote(args.output)):
+            check_inputs(args)
         from detector.provenance import load_trusted_signers
 
         trusted = load_trusted_signers(args.trusted_signers) if args.trusted_signers else None
         with logs.native_stderr_silenced(not args.verbose):
-            from detector import batch, report
+            from detector import report
             from detector.pipeline import ScanOptions
 
-            detector = open_detector(args)
+            detector = open_detector(args) if args.engine != "ray" or args.evaluate is not None else None
         if args.evaluate is not None:
             from detector.evaluation import evaluate_manifest
 
-            return evaluate_manifest(args.evaluate, args.output, detector, frames=args.frames,
+            return evaluate_manifest(args.evaluate, Path(args.output), detector, frames=args.frames,
                                      show_progress=not args.quiet, rule=args.aggregation)
         options = ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
                               min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
                               gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted)
-        outcome = batch.run(args.input, args.output, detector, options, show_progress=not args.quiet,
-                            workers=args.workers, resume=not args.overwrite, worker_stderr=args.verbose)
+        outcome = run_on_ray(args, options) if args.engine == "ray" else run_locally(args, options, detector)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -278,11 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(outcome.rows, indent=2))
     else:
         print(report.format_table(outcome.rows))
-        if not detector.card.trained:
+        if any(row["provisional"] for row in outcome.rows):
             print("note: no trained model is installed; verdicts are provisional", file=sys.stderr)
         print(f"summary: {outcome.summary_path}")
         if len(outcome.rows) == 1:
-            print(f"report: {args.output / outcome.rows[0]['name'] / 'report.html'}")
+            print(f"report: {join(args.output, outcome.rows[0]['name'], 'report.html')}")
     if len(outcome.rows) == 1 and outcome.errors:
         print(f"error: {outcome.errors[0]['error']}", file=sys.stderr)
         return 2

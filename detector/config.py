@@ -46,6 +46,21 @@ DEFAULT_BACKBONE = "mobilenetv2"
 #: scanning, the server, training's checkpoint choice and evaluation alike.
 AGGREGATION = "mean"
 
+#: Ray engine: attempts at a file beyond the first when its worker process dies or overruns (Ray retries forever).
+RAY_RETRIES = 1
+#: Ray engine: seconds one file may take to download, decode and detect before its worker process is ended.
+RAY_FILE_TIMEOUT = 600.0
+#: Ray engine: videos whose crops one model actor scores in one call.
+RAY_VIDEOS_PER_CALL = 8
+#: Ray engine: model actors (each holds the model once).
+RAY_SCORERS = 1
+#: Ray engine: CPUs reserved per model actor and per writing task (the model waits on face detection most of the
+#: time, and writing is light), so a small node still runs one decode-and-detect task per core.
+RAY_SCORER_CPUS = 0.5
+RAY_WRITER_CPUS = 0.25
+#: Ray engine: the listing is cut into at most this many blocks (one file per block below that).
+RAY_MAX_BLOCKS = 10_000
+
 #: Where the shipped model lives: TF Serving layout ``<name>/<version>/`` plus card and .keras beside it. In a checkout
 #: that is saved_model/ beside the package; a pip-installed package carries a copy inside itself (pyproject.toml).
 PACKAGE_DIR = Path(__file__).resolve().parent

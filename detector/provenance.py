@@ -409,6 +409,13 @@ def read_provenance(path: str | Path, trusted_pem: str | None = None) -> Provena
     (or a note, for the metadata part) that gives the reason."""
     t0 = time.perf_counter()
     path = Path(path)
+    if not path.is_file():
+        # a pipe, a device or a missing file: opening one to look for a manifest could block forever, and the scan
+        # reports the input's own problem anyway
+        prov = Provenance(status=NOT_CHECKED, manifest_present=None, reason="not a regular file")
+        _describe(prov)
+        prov.seconds = round(time.perf_counter() - t0, 4)
+        return prov
     try:
         prov = read_credentials(path, trusted_pem)
     except Exception as exc:  # the last line of defence: provenance must never turn a scan into an error

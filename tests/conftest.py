@@ -288,3 +288,31 @@ def credentialed_media(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     (folder / "xmp_marked.mp4").write_bytes(with_xmp_box(clip.read_bytes(), xmp_packet(**{
         "Iptc4xmpExt:DigitalSourceType": AI_SOURCE, "Iptc4xmpExt:AISystemUsed": "TestVideoGen"})))
     return media
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto in server mode) on loopback, with the environment pointing at it.
+
+    The environment is set for the whole session so Ray workers started afterwards inherit it; pyarrow and boto3
+    both read AWS_ENDPOINT_URL. Skips when moto is not installed ('make ray' installs it)."""
+    server_module = pytest.importorskip("moto.server",
+                                        reason="moto is installed by 'make ray' (requirements-ray-test.txt)")
+    import logging
+    import os
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    yield env["AWS_ENDPOINT_URL"]
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()

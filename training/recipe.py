@@ -122,7 +122,7 @@ def _sampler(key: str) -> Sampler:
 
 
 def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """One batch (images float32 0-255, labels) for training set ``key``, fully determined by (seed, index)."""
+    """One batch (uint8 images, float32 labels) for training set ``key``, fully determined by (seed, index)."""
     key, seed, index = task
     s = _STATE["settings"]
     rng = np.random.default_rng([seed, index])
@@ -132,7 +132,8 @@ def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     images = codec.damage_batch(images, rng, use_h264=s["h264"])
     labels = np.concatenate([np.zeros(half, np.float32), np.ones(half, np.float32)])
     order = rng.permutation(len(labels))
-    return images[order].astype(np.float32), labels[order]
+    # uint8 through the pipe (a quarter of float32's bytes: at GPU speed the pipe, not the workers, is the limit)
+    return images[order], labels[order]
 
 
 def video_scores(crops: list[dict], probs: np.ndarray, items: set[str]) -> dict[str, float]:
@@ -218,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.time()
         bounds = np.linspace(0, steps, segments + 1).round().astype(int)
         for lo, hi in zip(bounds[:-1], bounds[1:]):
-            batches = workers.imap(make_batch, ((key, seed, i) for i in range(lo, hi)), chunksize=2)
+            batches = ((x.astype(np.float32), y) for x, y in
+                       workers.imap(make_batch, ((key, seed, i) for i in range(lo, hi)), chunksize=2))
             history = model.fit(batches, steps_per_epoch=int(hi - lo), epochs=1, verbose=2)
             if after_segment:
                 after_segment(int(hi), float(history.history["loss"][-1]))
