@@ -17,15 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from detector import video  # noqa: E402
-from detector.batch import list_inputs, run  # noqa: E402
-from detector.faces import FaceDetector, crop_face  # noqa: E402
-from detector.model import load_detector  # noqa: E402
-from detector.pipeline import ScanOptions  # noqa: E402
+from detector import config, video
+from detector.batch import list_inputs, run
+from detector.faces import FaceDetector, crop_face
+from detector.model import load_detector
+from detector.pipeline import ScanOptions
 
 
 def naive(files: list[Path], frames: int, detector) -> float:
@@ -55,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", type=Path, required=True, help="a folder of clips (the same set for both paths)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
-    p.add_argument("--frames", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO)
+    p.add_argument("--batch-size", type=int, default=config.BATCH_SIZE)
     p.add_argument("--model", type=Path)
     p.add_argument("--skip-naive", action="store_true")
     args = p.parse_args(argv)

@@ -1,12 +1,13 @@
 """Aggregation: frame probabilities -> a track's score -> the video's score. The rules live here and only here.
 
-The scanner, training's checkpoint selection and evaluation all call :func:`select_tracks` and :func:`decide`, so a
-number reported anywhere is the number a user's scan would give.
+The scanner, training's checkpoint selection and evaluation all call :func:`select_tracks` and :func:`decide` (the
+last two through :class:`ScoredTracks`), so a number reported anywhere is the number a user's scan would give.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -17,11 +18,12 @@ from . import config
 RULES = ("mean", "median", "max", "top_quartile")
 
 
-def pool(probabilities: Sequence[float], rule: str = "mean") -> float:
+def pool(probabilities: Sequence[float], rule: str = config.AGGREGATION) -> float:
     """Pool one face track's per-frame fake probabilities into its score.
 
-    ``mean`` is the default: deepfake artefacts come and go between frames, and the mean is the most stable estimate
-    on short clips. ``top_quartile`` (mean of the highest 25 %) suits fakes that are only partly manipulated.
+    ``mean`` is the default (:data:`detector.config.AGGREGATION`): deepfake artefacts come and go between frames, and
+    the mean is the most stable estimate on short clips. ``top_quartile`` (mean of the highest 25 %) suits fakes that
+    are only partly manipulated.
     """
     values = np.asarray(probabilities, np.float64)
     if values.size == 0:
@@ -124,11 +126,45 @@ def decisive_track(track_scores: Sequence[float], decisions: Sequence[TrackDecis
 
 
 def decide(track_probabilities: Sequence[Sequence[float]], decisions: Sequence[TrackDecision],
-           rule: str = "mean") -> tuple[list[float], float | None]:
+           rule: str = config.AGGREGATION) -> tuple[list[float], float | None]:
     """Per-track scores (every track, counted or not) and the video's score (from the counted tracks only)."""
     scores = [pool(p, rule) for p in track_probabilities]
     counted = [s for s, d in zip(scores, decisions) if d.counted]
     return scores, video_score(counted)
+
+
+@dataclass
+class ScoredTracks:
+    """One scanned item's face tracks as the rule sees them: each track's per-frame fake probabilities and whether it
+    counts for the verdict. What evaluation and training keep of a scan, or rebuild from a prepared dataset."""
+
+    probabilities: list[list[float]] = field(default_factory=list)
+    counted: list[bool] = field(default_factory=list)
+
+    @property
+    def decisions(self) -> list[TrackDecision]:
+        return [TrackDecision(c) for c in self.counted]
+
+    def score(self, rule: str = config.AGGREGATION) -> float | None:
+        """The item's score: exactly what a scan reports for it."""
+        return decide(self.probabilities, self.decisions, rule)[1]
+
+    def decisive_frames(self, rule: str = config.AGGREGATION) -> list[float]:
+        """The per-frame probabilities of the track whose score is the item's (empty when no face was scored)."""
+        track_scores, _ = decide(self.probabilities, self.decisions, rule)
+        best = decisive_track(track_scores, self.decisions)
+        return [] if best is None else list(self.probabilities[best])
+
+
+def tracks_from_rows(rows: Iterable[Mapping], probabilities: Iterable[float]) -> dict[str, ScoredTracks]:
+    """Per item, in order of first appearance: its tracks rebuilt from the crop rows of a prepared dataset (keys
+    ``item``, ``track`` and ``counted``, as :mod:`training.prepare` writes them) and one probability per row."""
+    grouped: dict[str, dict[int, tuple[list[float], bool]]] = {}
+    for row, p in zip(rows, probabilities):
+        track = grouped.setdefault(row["item"], {}).setdefault(row["track"], ([], bool(row.get("counted", True))))
+        track[0].append(float(p))
+    return {item: ScoredTracks([probs for probs, _ in tracks.values()], [c for _, c in tracks.values()])
+            for item, tracks in grouped.items()}
 
 
 def verdict(score: float | None, threshold: float) -> str:

@@ -87,7 +87,7 @@ register(
     BackboneSpec(
         name="efficientnet-lite0",
         build=nets.efficientnet_lite0,
-        preprocessing="minus1_1",
+        preprocessing=nets.preprocessing("efficientnet-lite0"),
         imagenet_source=f"PyTorch checkpoint in the {nets.LITE0_WEIGHTS.pip_name} package "
                         f"({nets.LITE0_WEIGHTS.install_hint}), read without torch",
         imagenet_offline=True,
@@ -100,7 +100,7 @@ register(
     BackboneSpec(
         name="mobilenetv2",
         build=nets.mobilenet_v2,
-        preprocessing="torch_imagenet",
+        preprocessing=nets.preprocessing("mobilenetv2"),
         imagenet_source=f"torchvision checkpoint in the {nets.MOBILENETV2_WEIGHTS.pip_name} package "
                         f"({nets.MOBILENETV2_WEIGHTS.install_hint}), read without torch",
         imagenet_offline=True,

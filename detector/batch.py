@@ -19,9 +19,9 @@ from tqdm import tqdm
 from . import logs, report
 from .errors import DetectorError
 from .inputs import check_output, list_inputs, prepare_output, unique_names  # noqa: F401  (part of this API)
-from .model import Detector
 from .pipeline import ScanOptions, Scanner
 from .provenance import trust_fingerprint
+from .scoring import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,12 @@ class BatchOutcome:
         return [r for r in self.rows if r["verdict"] == "error"]
 
 
-def scan_settings(detector: Detector, options: ScanOptions) -> dict:
-    """Everything that changes a result: a stored result is reused on resume only when these match."""
+def scan_settings(detector: Scorer, options: ScanOptions) -> dict:
+    """Everything that changes a result: a stored result is reused on resume only when these match. The model is
+    named by its fingerprint (a content hash), not its path: a checkout that moved still finds its results, and a
+    model retrained in place is not taken for the old one."""
     card = detector.card
-    return {"model": detector.source, "model_version": card.version, "backbone": card.backbone,
+    return {"model": detector.fingerprint, "model_version": card.version, "backbone": card.backbone,
             "threshold": options.threshold if options.threshold is not None else card.threshold,
             "frames": None if options.fps else options.frames, "fps": options.fps,
             "aggregation": options.aggregation, "max_faces": options.max_faces, "min_face": options.min_face,
@@ -76,7 +78,7 @@ def reusable_row(result_json: str | None, settings: dict) -> dict | None:
     return row
 
 
-def run(input_path: Path, out_dir: Path, detector: Detector, options: ScanOptions, show_progress: bool = True,
+def run(input_path: Path, out_dir: Path, detector: Scorer, options: ScanOptions, show_progress: bool = True,
         workers: int = 0, resume: bool = True, worker_stderr: bool = True) -> BatchOutcome:
     """Scan every input, writing ``out_dir/<name>/`` for each and ``out_dir/summary.csv`` as it goes.
 

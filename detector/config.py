@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 #: Side of the square face crop the model takes (uint8 RGB).
 IMAGE_SIZE = 224
@@ -37,8 +39,12 @@ DEFAULT_THRESHOLD = 0.5
 BATCH_SIZE = 32
 #: Number of most suspicious frames explained with Grad-CAM.
 GRADCAM_FRAMES = 4
-#: Backbone of the task model when none is named.
-DEFAULT_BACKBONE = "efficientnetv2-b0"
+#: Backbone of the task model when none is named: the shipped model's (saved_model/deepfake/card.json), so training
+#: with no --backbone and the untrained stand-in (when no model is installed) build the network the scanner ships.
+DEFAULT_BACKBONE = "mobilenetv2"
+#: How a face track's per-frame fake probabilities are pooled into its score (one of detector.aggregate.RULES), for
+#: scanning, the server, training's checkpoint choice and evaluation alike.
+AGGREGATION = "mean"
 
 #: Ray engine: attempts at a file beyond the first when its worker process dies or overruns (Ray retries forever).
 RAY_RETRIES = 1
@@ -55,11 +61,30 @@ RAY_WRITER_CPUS = 0.25
 #: Ray engine: the listing is cut into at most this many blocks (one file per block below that).
 RAY_MAX_BLOCKS = 10_000
 
-#: Where the shipped model lives: TF Serving layout ``<name>/<version>/`` plus card and .keras beside it.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Where the shipped model lives: TF Serving layout ``<name>/<version>/`` plus card and .keras beside it. In a checkout
+#: that is saved_model/ beside the package; a pip-installed package carries a copy inside itself (pyproject.toml).
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
 MODEL_NAME = "deepfake"
-SAVED_MODEL_ROOT = PROJECT_ROOT / "saved_model"
+SAVED_MODEL_ROOT = next((folder for folder in (PROJECT_ROOT / "saved_model", PACKAGE_DIR / "saved_model")
+                         if folder.is_dir()), PROJECT_ROOT / "saved_model")
 DEFAULT_MODEL_DIR = SAVED_MODEL_ROOT / MODEL_NAME
+
+
+def project_relative(value: Any) -> Any:
+    """A path as recorded in results and model cards: relative to the project when it lies inside it (a record must
+    not name the machine or folder it was made in), otherwise as given. Dicts and lists are walked, so a whole
+    record can be passed; other values and strings that are not such paths come back unchanged."""
+    if isinstance(value, dict):
+        return {k: project_relative(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [project_relative(v) for v in value]
+    if not isinstance(value, (str, os.PathLike)):
+        return value
+    candidate = Path(value)
+    if candidate.is_absolute() and candidate.is_relative_to(PROJECT_ROOT):
+        return candidate.relative_to(PROJECT_ROOT).as_posix()
+    return str(value) if isinstance(value, os.PathLike) else value
 
 #: Frames larger than this many pixels (100 MP, beyond 8K video) are refused as too large to decode safely.
 MAX_PIXELS = 100_000_000
@@ -78,6 +103,12 @@ TRUSTED_SIGNERS: Path | None = None
 #: frames decoded; less is an error, since a verdict on a sliver of the video would mislead.
 MIN_DECODED_FRACTION = 0.5
 
+#: Server (``app.py serve``): address and port it listens on (this machine only unless told), where it keeps uploads,
+#: jobs and results, and the largest upload it accepts.
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8000
+SERVE_DATA_DIR = Path("results/server")
+MAX_UPLOAD_MB = 200.0
 #: Server: uploads are refused (503) while this many scans wait, uploads being read included.
 MAX_QUEUED_SCANS = 100
 #: Server: a scan cut off by a server stop or crash is queued again until it has been started this many times.

@@ -7,7 +7,6 @@ option is broken in mtcnn 1.0.0, so frames are shrunk here before detection and 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 import cv2
@@ -101,7 +100,6 @@ class FaceDetector:
 
     def _model(self):
         if self._mtcnn is None:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
             from mtcnn import MTCNN
 
             self._mtcnn = MTCNN()

@@ -18,6 +18,8 @@ from .errors import DetectorError, InputError
 MEDIA_SUFFIXES = (".m4a", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi",
                   ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts", ".gif", ".jpg", ".jpeg", ".png", ".webp",
                   ".bmp", ".tif", ".tiff")
+#: Endings of still images, which are one frame (an animated GIF is scanned like a video).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def missing_reason(path: Path) -> str:

@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from . import config, report
-from .model import ModelCard
-from .pipeline import Scanner, result_name
+from .inputs import result_name
+from .pipeline import Scanner
+from .scoring import ModelCard
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,8 @@
-"""The task model (backbone + preprocessing + binary head), its card, export and loading.
+"""The loaded task model (:class:`Detector`), export in TF Serving's layout, and loading every form back.
 
-Like keras-hub's ``ImageClassifier(backbone, preprocessor)``: the backbone comes from :mod:`detector.backbones`, the
-scaling from :mod:`detector.preprocessing`, and the task model built here is what gets trained and exported. The
-model takes uint8 RGB face crops ``[N, 224, 224, 3]`` and returns fake probabilities, so the scanner, TF Serving and
-any other client send the same thing.
+The network itself is :class:`detector.classifier.DeepfakeClassifier` (preprocessor, backbone and head as
+attributes); its card is :class:`detector.scoring.ModelCard`. The model takes uint8 RGB face crops ``[N, 224, 224,
+3]`` and returns fake probabilities, so the scanner, TF Serving and any other client send the same thing.
 
 On disk a model is a folder in TF Serving's layout::
 
@@ -14,81 +13,68 @@ On disk a model is a folder in TF Serving's layout::
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
+import hashlib
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from . import __version__, backbones, config
+from . import config
+from .classifier import DeepfakeClassifier, build_classifier  # noqa: F401  (re-exported; registers the class)
 from .errors import ModelError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402  (the log level must be set before TensorFlow loads)
-import tensorflow as tf  # noqa: E402
-
-from .classifier import INPUT_NAME, OUTPUT_NAME, build_classifier  # noqa: E402,F401  (re-exported)
-from .preprocessing import FacePreprocessor  # noqa: E402,F401  (registers the layer for loading)
-
-JPEG_INPUT_NAME = "image_bytes"
+from .preprocessing import FacePreprocessor  # noqa: F401  (registers the layer for loading)
+from .scoring import INPUT_NAME, JPEG_INPUT_NAME, OUTPUT_NAME, ModelCard
 
 
-@dataclass
-class ModelCard:
-    """What a user needs to trust (or distrust) a model: what it is, how it was made, how well it measured."""
+def fingerprint_files(path: Path) -> str:
+    """sha256 of a model file, or of a SavedModel folder's files (their relative names and contents, in name order).
 
-    name: str = config.MODEL_NAME
-    version: int = 1
-    backbone: str = config.DEFAULT_BACKBONE
-    image_size: int = config.IMAGE_SIZE
-    trained: bool = False
-    threshold: float = config.DEFAULT_THRESHOLD
-    threshold_source: str = "default 0.5 (no validation data)"
-    created: str = field(default_factory=lambda: _dt.date.today().isoformat())
-    detector_version: str = __version__
-    description: str = ("Untrained network built in memory: verdicts are provisional and carry no information "
-                        "until a trained model is exported to saved_model/.")
-    training: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelCard":
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "ModelCard":
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{path}: unreadable model card ({exc})") from None
+    What a stored result is keyed by: a model retrained in place is never taken for the old one, and a checkout that
+    moved, or another machine, still finds its results."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() if file != path else b"")
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 class Detector:
-    """A loaded model: scores crops in batches, and exposes the Keras model for Grad-CAM when there is one."""
+    """A loaded model (a :class:`detector.scoring.Scorer`): scores crops in batches, and exposes the Keras model for
+    Grad-CAM when there is one. ``origin`` is the file or folder it was loaded from, if any."""
 
     def __init__(self, card: ModelCard, keras_model: keras.Model | None = None, signature=None,
-                 source: str = "in-memory"):
+                 source: str = "in-memory", origin: Path | None = None):
         if keras_model is None and signature is None:
             raise ValueError("a Detector needs a Keras model or a SavedModel signature")
         self.card = card
         self.keras_model = keras_model
         self._signature = signature
         self.source = source
+        self.origin = origin
         self._predict_fn = None
+        self._fingerprint: str | None = None
 
     @property
     def image_size(self) -> int:
         return self.card.image_size
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the files the model was loaded from, or of its weights when it was built in memory."""
+        if self._fingerprint is None:
+            if self.origin is not None:
+                self._fingerprint = fingerprint_files(self.origin)
+            else:
+                digest = hashlib.sha256()
+                for weights in self.keras_model.get_weights():
+                    digest.update(np.ascontiguousarray(weights).tobytes())
+                self._fingerprint = f"sha256:{digest.hexdigest()[:16]}"
+        return self._fingerprint
 
     def predict(self, crops: np.ndarray, batch_size: int = config.BATCH_SIZE) -> np.ndarray:
         """Fake probabilities (N,) for uint8 crops (N, S, S, 3)."""
@@ -167,7 +153,7 @@ def _load_keras(path: Path, card: ModelCard | None) -> Detector:
         card = ModelCard(trained=True, description=f"loaded from {path.name} without a model card",
                          image_size=int(model.input_shape[1]), backbone="unknown",
                          threshold_source="default 0.5 (no model card)")
-    return Detector(card, keras_model=model, source=str(path))
+    return Detector(card, keras_model=model, source=config.project_relative(path), origin=path)
 
 
 def _load_saved_model(path: Path, card: ModelCard | None) -> Detector:
@@ -178,10 +164,11 @@ def _load_saved_model(path: Path, card: ModelCard | None) -> Detector:
         raise ModelError(f"{path}: not a SavedModel with a serving_default signature ({exc})") from None
     if card is None:
         shape = signature.structured_input_signature[1][INPUT_NAME].shape
-        card = ModelCard(trained=True, description=f"SavedModel {path} without a model card",
+        card = ModelCard(trained=True,
+                         description=f"SavedModel {config.project_relative(path)} without a model card",
                          image_size=int(shape[1]), backbone="unknown",
                          threshold_source="default 0.5 (no model card)")
-    detector = Detector(card, signature=signature, source=str(path))
+    detector = Detector(card, signature=signature, source=config.project_relative(path), origin=path)
     detector._saved_model = loaded  # keep the object alive: the signature holds only weak references to it
     return detector
 

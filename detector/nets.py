@@ -260,6 +260,10 @@ def _mobilenetv2(x: keras.KerasTensor) -> tuple[keras.KerasTensor, _Builder]:
 
 @dataclass(frozen=True)
 class _Net:
+    """What goes with one architecture, like timm's default cfg beside its builder: the weight package, the input
+    scaling those weights were trained with (a :data:`detector.preprocessing.MODES` entry; the backbone registry
+    reads it from here) and the key prefix of the ImageNet classifier the backbone leaves out."""
+
     body: Callable[[keras.KerasTensor], tuple[keras.KerasTensor, _Builder]]
     package: WeightPackage
     preprocessing: str
@@ -270,6 +274,11 @@ _NETS: dict[str, _Net] = {
     "efficientnet-lite0": _Net(_lite0, LITE0_WEIGHTS, "minus1_1", "_fc"),
     "mobilenetv2": _Net(_mobilenetv2, MOBILENETV2_WEIGHTS, "torch_imagenet", "classifier.1"),
 }
+
+
+def preprocessing(name: str) -> str:
+    """The input scaling the net named ``name`` expects (see :class:`_Net`)."""
+    return _NETS[name].preprocessing
 
 
 def _resolve_weights(net: _Net, weights: str | os.PathLike | None) -> Path | None:

@@ -18,8 +18,8 @@ from . import aggregate, config, video
 from .errors import DetectorError
 from .faces import FaceDetector, FaceTrack, FaceTracker, Observation, crop_face
 from .inputs import MEDIA_SUFFIXES, find_media, result_name  # noqa: F401  (their home is detector.inputs)
-from .model import Detector
 from .provenance import Provenance, read_provenance
+from .scoring import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ScanOptions:
     min_face: int = config.MIN_FACE_SIZE
     margin: float = config.CROP_MARGIN
     batch_size: int = config.BATCH_SIZE
-    aggregation: str = "mean"
+    aggregation: str = config.AGGREGATION
     gradcam: bool = True
     cam_method: str = "gradcam++"
     gradcam_frames: int = config.GRADCAM_FRAMES
@@ -180,7 +180,7 @@ def _crop_count(faces: ExtractedFaces) -> int:
 class Scanner:
     """Holds the loaded model and face detector so a batch pays their start-up cost once."""
 
-    def __init__(self, detector: Detector, options: ScanOptions | None = None,
+    def __init__(self, detector: Scorer, options: ScanOptions | None = None,
                  face_detector: FaceDetector | None = None):
         self.detector = detector
         self.options = options or ScanOptions()

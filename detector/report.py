@@ -19,8 +19,8 @@ import numpy as np
 
 from .explain import montage, overlay
 from .faces import KEYPOINT_NAMES
-from .model import ModelCard
 from .pipeline import ScanResult
+from .scoring import ModelCard
 
 SCHEMA_VERSION = 1
 SUMMARY_FIELDS = ("input", "name", "verdict", "fake_probability", "threshold", "faces", "frames_sampled",

@@ -402,12 +402,12 @@ def accept_upload(store: JobStore, source: BinaryIO, filename: str, limit: int) 
 class ServeConfig:
     """``app.py serve`` options."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path("results/server")
+    host: str = config.SERVE_HOST
+    port: int = config.SERVE_PORT
+    data_dir: Path = config.SERVE_DATA_DIR
     model: Path | None = None
-    max_upload_mb: float = 200.0
-    frames: int = 32
+    max_upload_mb: float = config.MAX_UPLOAD_MB
+    frames: int = config.FRAMES_PER_VIDEO
     trusted_signers: Path | None = None
     max_queued: int = config.MAX_QUEUED_SCANS
     retention: Retention = field(default_factory=Retention)

@@ -21,13 +21,14 @@ import numpy as np
 
 from . import config
 from .errors import ModelError
-from .model import JPEG_INPUT_NAME, OUTPUT_NAME, ModelCard
+from .scoring import INPUT_NAME, OUTPUT_NAME, ModelCard
 
 SIGNATURE = "serving_jpeg"
 
 
 class RestDetector:
-    """Same interface as :class:`detector.model.Detector` (``predict``, ``card``, ``image_size``), remote scoring."""
+    """A :class:`detector.scoring.Scorer` whose model runs on a TF Serving server (no Grad-CAM: the Keras model is
+    not here)."""
 
     keras_model = None
 
@@ -40,7 +41,7 @@ class RestDetector:
         if SIGNATURE not in signatures:
             raise ModelError(f"{self.url}: the served model has no {SIGNATURE!r} signature "
                              f"(found: {', '.join(sorted(signatures)) or 'none'}); export it with training.export")
-        default = signatures.get("serving_default", {}).get("inputs", {}).get("faces", {})
+        default = signatures.get("serving_default", {}).get("inputs", {}).get(INPUT_NAME, {})
         dims = [int(d.get("size", -1)) for d in default.get("tensor_shape", {}).get("dim", [])]
         size = dims[1] if len(dims) == 4 and dims[1] > 0 else config.IMAGE_SIZE
         self.card = card or ModelCard(trained=True, image_size=size, backbone="unknown (served)",
@@ -53,6 +54,11 @@ class RestDetector:
     @property
     def image_size(self) -> int:
         return self.card.image_size
+
+    @property
+    def fingerprint(self) -> str:
+        """TF Serving reports no hash of its model: the URL and the model version it serves stand in for one."""
+        return f"{self.url} version {self.card.version}"
 
     def _get(self, url: str) -> dict:
         try:

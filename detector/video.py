@@ -24,7 +24,7 @@ from typing import IO, Iterator
 import ffmpeg
 import numpy as np
 
-from .config import MAX_PIXELS, MIN_DECODED_FRACTION
+from .config import FRAMES_PER_VIDEO, MAX_PIXELS, MIN_DECODED_FRACTION
 from .errors import InputError
 from .inputs import missing_reason, not_regular_reason
 
@@ -295,7 +295,7 @@ def _sampling(info: VideoInfo, frames: int | None, fps: float | None) -> tuple[f
             raise ValueError("--fps must be positive")
         step = max(info.fps / fps, 1.0)
     else:
-        n = frames if frames is not None else 32
+        n = frames if frames is not None else FRAMES_PER_VIDEO
         if n <= 0:
             raise ValueError("--frames must be positive")
         step = max(total / n, 1.0)

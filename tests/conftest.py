@@ -1,14 +1,100 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures and helpers shared by several test modules (helpers are imported with ``from conftest import ...``)."""
 
 from __future__ import annotations
 
 import datetime
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from detector import config
 from detector.demo import make_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ffmpeg(*args: str | Path) -> None:
+    """Run ffmpeg quietly; a failure shows ffmpeg's own message."""
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True, capture_output=True)
+
+
+def user_env() -> dict[str, str]:
+    """The environment a user's shell gives app.py: no log-level variables (the test process sets one when it imports
+    the package), so quietness is the app's own doing."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "ABSL", "GLOG"))}
+
+
+def run_app(*args: str | Path, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python app.py ARGS`` as the README tells users to run it."""
+    return subprocess.run([sys.executable, str(ROOT / "app.py"), *map(str, args)], cwd=cwd, env=user_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """``python app.py serve`` in a subprocess on a free localhost port; its output goes to a log file that failures
+    print. ``start`` again after ``stop`` restarts it on the same data folder."""
+
+    def __init__(self, data_dir: Path, log_path: Path, *options: str, startup_timeout: float = 180):
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.options = options
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.port = free_port()
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "app.py"), "serve", "--port", str(self.port), "--data-dir",
+                 str(self.data_dir), *self.options],
+                cwd=ROOT, env=user_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        pytest.fail(f"server not ready after {self.startup_timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        """SIGTERM (a graceful uvicorn shutdown), then SIGKILL if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +103,26 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
     make_demo(folder)
     return folder
+
+
+def sample_faces(size: int = config.IMAGE_SIZE) -> np.ndarray:
+    """Five different real pictures at the model's input size (uint8): a face, a portrait, coffee, a cat, a rocket."""
+    import cv2
+    from skimage import data
+
+    astro = data.astronaut()
+    pictures = [astro[40:200, 150:300], astro, data.coffee(), data.chelsea(), data.rocket()]
+    return np.stack([cv2.resize(p, (size, size), interpolation=cv2.INTER_AREA) for p in pictures])
+
+
+def spread_head(model, images: np.ndarray, spread: float = 2.0) -> None:
+    """Give an untrained task model (a :class:`detector.classifier.DeepfakeClassifier`) scores that differ between
+    inputs. A freshly initialised head scores every input 0.5 +- 1e-4, so any "same probabilities" check would pass by
+    accident: the head is rescaled until the logits of ``images`` have standard deviation ``spread`` around 0."""
+    kernel, _ = model.head.get_weights()
+    logits = np.asarray(model.embedder()(images.astype("float32"))) @ kernel
+    scale = spread / (float(logits.std()) + 1e-12)
+    model.head.set_weights([kernel * scale, -logits.mean(axis=0) * scale])
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import ffmpeg
 from skimage import data
 
 from detector.faces import FaceDetector, crop_face, eye_roll, unrotate_points
@@ -42,6 +43,7 @@ def _similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ga, gb)[0, 1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("degrees", [30, 90, 180, -30, 270])
 def test_a_turned_face_comes_out_upright(detector: FaceDetector, upright, degrees: float) -> None:
     image, _, reference = upright
@@ -64,6 +66,7 @@ def test_a_turned_face_comes_out_upright(detector: FaceDetector, upright, degree
         assert _similarity(unaligned.image, reference.image) < 0.3
 
 
+@pytest.mark.slow
 def test_upright_face_is_barely_turned(upright) -> None:
     _, face, crop = upright
     assert abs(crop.angle) < 8
@@ -91,15 +94,13 @@ def test_eye_roll_of_degenerate_keypoints_is_zero() -> None:
 def test_a_sideways_clip_is_scored_like_the_upright_one(demo, tmp_path) -> None:
     """The demo clip with its pixels turned a quarter (no rotation metadata, as a phone that lost it): the same
     face track, upright crops, and a video score within 0.1 of the upright clip's (measured: 0.01-0.03)."""
-    import subprocess
-
     from detector.model import load_detector
     from detector.pipeline import ScanOptions, Scanner
 
     upright_clip = demo / "astronaut_pan.mp4"
     sideways = tmp_path / "sideways.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(upright_clip), "-vf", "transpose=clock",
-                    "-metadata:s:v", "rotate=0", "-c:v", "libx264", "-crf", "18", str(sideways)], check=True)
+    ffmpeg("-i", upright_clip, "-vf", "transpose=clock", "-metadata:s:v", "rotate=0", "-c:v", "libx264", "-crf", "18",
+           sideways)
     scanner = Scanner(load_detector(), ScanOptions(frames=8, gradcam=False))
     up, side = scanner.scan(upright_clip), scanner.scan(sideways)
     assert up.verdict in ("real", "fake") and side.verdict in ("real", "fake")

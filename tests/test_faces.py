@@ -29,6 +29,7 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
+@pytest.mark.slow
 def test_finds_the_astronaut_face(detector: FaceDetector, astronaut: np.ndarray) -> None:
     faces = detector.detect(astronaut)
     assert len(faces) == 1
@@ -43,6 +44,7 @@ def test_finds_the_astronaut_face(detector: FaceDetector, astronaut: np.ndarray)
     assert left_eye[0] < right_eye[0] and left_eye[1] < nose[1] < mouth_left[1]  # an upright face's layout
 
 
+@pytest.mark.slow
 def test_finds_the_face_in_lfw_crops(detector: FaceDetector) -> None:
     """LFW crops are 150x150 and centred on the person, so the largest face must sit in the middle."""
     files = sorted((DATA / "real_faces" / "lfw").rglob("*.jpg"))[:25:5]
@@ -55,21 +57,25 @@ def test_finds_the_face_in_lfw_crops(detector: FaceDetector) -> None:
         assert 50 < cx < 100 and 50 < cy < 100, path.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["coffee", "rocket"])
 def test_no_face_in_pictures_without_people(detector: FaceDetector, name: str) -> None:
     assert detector.detect(getattr(data, name)()) == []
 
 
+@pytest.mark.slow
 def test_no_face_in_blank_or_tiny_frames(detector: FaceDetector) -> None:
     assert detector.detect(np.full((240, 320, 3), 128, np.uint8)) == []
     assert detector.detect(np.zeros((8, 8, 3), np.uint8)) == []
 
 
+@pytest.mark.slow
 def test_grayscale_is_refused(detector: FaceDetector, astronaut: np.ndarray) -> None:
     with pytest.raises(ValueError, match="RGB"):
         detector.detect(astronaut[..., 0])
 
 
+@pytest.mark.slow
 def test_boxes_map_back_from_the_downscaled_frame(astronaut: np.ndarray) -> None:
     """Detection runs on a frame shrunk to max_side, but boxes and keypoints come back in the original's pixels."""
     big = np.repeat(np.repeat(astronaut, 2, axis=0), 2, axis=1)  # 1024x1024, face at twice the coordinates
@@ -78,11 +84,13 @@ def test_boxes_map_back_from_the_downscaled_frame(astronaut: np.ndarray) -> None
     assert iou(faces[0].box, ASTRONAUT_FACE * 2) > 0.7
 
 
+@pytest.mark.slow
 def test_min_face_drops_small_faces(astronaut: np.ndarray) -> None:
     assert FaceDetector(min_face=60).detect(astronaut)
     assert FaceDetector(min_face=150).detect(astronaut) == []
 
 
+@pytest.mark.slow
 def test_several_faces_come_largest_first(detector: FaceDetector, astronaut: np.ndarray) -> None:
     small = astronaut[::2, ::2]
     canvas = np.full((512, 800, 3), 200, np.uint8)

@@ -17,15 +17,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import sample_faces, spread_head
 from PIL import Image
-from skimage import data
 
 from detector import config
 from detector import model as model_mod
 from detector.errors import ModelError
-from detector.model import Detector, ModelCard, build_classifier, export_model, load_detector
+from detector.model import Detector, DeepfakeClassifier, ModelCard, build_classifier, export_model, load_detector
 
 SIZE = config.IMAGE_SIZE
+
+pytestmark = pytest.mark.slow  # builds and exports the network once (seconds), then reads it back every way
 
 
 @dataclass
@@ -37,29 +39,14 @@ class Exported:
     reference: np.ndarray
 
 
-def sample_faces() -> np.ndarray:
-    """Five different real pictures at the model's input size (uint8)."""
-    astro = data.astronaut()
-    pictures = [astro[40:200, 150:300], astro, data.coffee(), data.chelsea(), data.rocket()]
-    return np.stack([cv2.resize(p, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for p in pictures])
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    """The network, exported once, and its in-memory probabilities on the sample faces.
-
-    A freshly initialised head scores every input 0.5 +- 1e-4, which would make any "same probabilities" check
-    pass by accident, so the head's kernel is scaled up (and centred) until different pictures get clearly
-    different scores.
-    """
+    """The network, exported once, and its in-memory probabilities on the sample faces (its head spread so different
+    pictures get clearly different scores)."""
     keras.utils.set_random_seed(0)
     net = build_classifier()
     faces = sample_faces()
-    head = net.get_layer(model_mod.OUTPUT_NAME)
-    kernel, _ = head.get_weights()
-    pooled = keras.Model(net.input, net.get_layer("pool").output)(faces.astype("float32"))
-    logits = np.asarray(pooled) @ kernel * 3000.0
-    head.set_weights([kernel * 3000.0, -logits.mean(axis=0)])
+    spread_head(net, faces)
     card = ModelCard(version=2, trained=True, threshold=0.42, threshold_source="test: EER on nothing",
                      metrics={"roc_auc": 0.5}, training={"epochs": 0})
     root = export_model(net, card, tmp_path_factory.mktemp("models") / "deepfake")
@@ -165,17 +152,6 @@ def test_newest_version_folder_is_loaded(exported: Exported, tmp_path: Path) -> 
     np.testing.assert_allclose(detector.predict(exported.faces), exported.reference, atol=1e-5)
 
 
-def test_model_card_round_trip(tmp_path: Path) -> None:
-    card = ModelCard(version=7, trained=True, threshold=0.61, threshold_source="val EER",
-                     training={"epochs": 3, "datasets": ["lfw"]}, metrics={"auc": 0.9})
-    card.save(tmp_path / "card.json")
-    assert ModelCard.load(tmp_path / "card.json") == card
-    assert ModelCard.from_dict({**card.to_dict(), "added_later": 1}) == card  # newer cards still load
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ModelError, match="unreadable model card"):
-        ModelCard.load(tmp_path / "bad.json")
-
-
 def test_default_model_is_untrained_when_none_is_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config, "DEFAULT_MODEL_DIR", tmp_path / "not_installed")
     detector = load_detector(None)
@@ -224,3 +200,47 @@ def test_bad_model_paths_raise_model_error(tmp_path: Path, kind: str) -> None:
     with pytest.raises(ModelError) as err:
         load_detector(path)
     assert str(path.name) in str(err.value)
+
+
+def test_task_model_parts_and_freezing(exported: Exported) -> None:
+    """The parts are attributes: freezing the backbone leaves only the head to learn, the embedder is the head's
+    input, and a saved task model loads back as the same kind of object."""
+    net = exported.model
+    assert isinstance(net, DeepfakeClassifier) and net.backbone.name == config.DEFAULT_BACKBONE
+    assert net.head.name == model_mod.OUTPUT_NAME and net.preprocessor.mode == "torch_imagenet"
+    assert len(net.backbone.layers) > 100 and net.head not in net.backbone.layers
+    everything = len(net.trainable_weights)
+    net.freeze_backbone()
+    try:
+        assert [w.path for w in net.trainable_weights] == [w.path for w in net.head.trainable_weights]
+    finally:
+        net.freeze_backbone(False)
+    assert len(net.trainable_weights) == everything
+    features = np.asarray(net.embedder()(exported.faces.astype("float32")))
+    assert features.shape == (len(exported.faces), net.backbone.output.shape[-1])
+    np.testing.assert_allclose(np.asarray(net.head(features)).reshape(-1), exported.reference, atol=1e-5)
+    loaded = keras.models.load_model(exported.root / "model.keras")
+    assert isinstance(loaded, DeepfakeClassifier) and loaded.backbone.name == net.backbone.name
+    assert len(loaded.backbone.layers) == len(net.backbone.layers)
+
+
+def test_fingerprint_follows_the_weights_not_the_path(exported: Exported, tmp_path: Path) -> None:
+    """Stored results are keyed by the fingerprint: a moved copy of a model is the same model, other weights are not;
+    and a model inside the project is recorded by its project-relative path."""
+    import shutil
+
+    here = load_detector(exported.root)
+    moved = load_detector(shutil.copytree(exported.root, tmp_path / "moved"))
+    assert here.fingerprint == moved.fingerprint and here.fingerprint.startswith("sha256:")
+    assert load_detector(exported.root / "2").fingerprint != here.fingerprint  # the SavedModel is other files
+    in_memory = Detector(exported.card, keras_model=exported.model)
+    before = in_memory.fingerprint
+    kernel, bias = exported.model.head.get_weights()
+    try:
+        exported.model.head.set_weights([kernel, bias + 1.0])
+        assert Detector(exported.card, keras_model=exported.model).fingerprint != before
+    finally:
+        exported.model.head.set_weights([kernel, bias])
+    assert Detector(exported.card, keras_model=exported.model).fingerprint == before
+    if (config.DEFAULT_MODEL_DIR / "model.keras").is_file():
+        assert load_detector().source == "saved_model/deepfake/model.keras"

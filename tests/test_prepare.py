@@ -86,6 +86,7 @@ def test_split_is_by_group_and_stable() -> None:
     assert prepare.split_of("x", 0.0) == "train" and prepare.split_of("x", 1.0) == "val"
 
 
+@pytest.mark.slow
 def test_prepare_writes_crops_once_and_resumes(tmp_path: Path) -> None:
     clip = write_video(pan_zoom_frames(24), tmp_path / "media" / "astronaut.mp4")
     (tmp_path / "media" / "broken.mp4").write_text("not a video")

@@ -10,21 +10,19 @@ import html
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_app
 
 from detector import metadata_tags, provenance
 from detector.errors import InputError
-from detector.model import ModelCard
 from detector.pipeline import ScanResult
 from detector.provenance import NO_CREDENTIALS, load_trusted_signers, read_provenance
 from detector.report import (SUMMARY_FIELDS, format_table, result_to_dict, summary_row, write_result,
                              write_summary)
-
-ROOT = Path(__file__).resolve().parents[1]
+from detector.scoring import ModelCard
 
 if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
     pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)", allow_module_level=True)
@@ -290,10 +288,8 @@ def test_scan_shows_credentials_beside_the_verdict(credentialed_media, tmp_path:
     trusted = tmp_path / "trusted.pem"
     trusted.write_bytes(credentialed_media.newsroom.ca)
     out = tmp_path / "results"
-    proc = subprocess.run([sys.executable, str(ROOT / "app.py"), "--input", str(folder), "--output", str(out),
-                           "--frames", "2", "--no-gradcam", "--quiet", "--trusted-signers", str(trusted)],
-                          cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
-                          timeout=600)
+    proc = run_app("--input", folder, "--output", out, "--frames", "2", "--no-gradcam", "--quiet",
+                   "--trusted-signers", trusted)
     assert proc.returncode == 0, proc.stderr
     with (out / "summary.csv").open(newline="") as fh:
         rows = {row["name"]: row for row in csv.DictReader(fh)}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from detector.faces import KEYPOINT_NAMES, Detection, FaceTrack, Observation
-from detector.model import ModelCard
+from detector.scoring import ModelCard
 from detector.pipeline import Explanation, ScanResult
 from detector.report import (SCHEMA_VERSION, SUMMARY_FIELDS, format_table, result_to_dict, summary_row,
                              write_result, write_summary)

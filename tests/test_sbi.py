@@ -16,6 +16,8 @@ from training.train import face_box_in_crop
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_faces" / "lfw"
 
+pytestmark = pytest.mark.slow  # MTCNN finds the face every test starts from
+
 
 @pytest.fixture(scope="module")
 def face() -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,13 @@
-"""The web server as a client sees it: ``app.py serve`` runs as a subprocess on a free localhost port with a temporary
-data folder, and every request goes over real HTTP (stdlib ``http.client``, so paths reach the server unnormalised).
+"""The web server, at three distances: the job store's and path rules directly; the HTTP API in-process through
+FastAPI's TestClient; and ``app.py serve`` as a live subprocess over real HTTP, for what only a running process shows.
 
-One server serves all the ``e2e`` tests here (the model loads once); the last one stops it and starts a new one on
-the same data folder to prove that jobs survive a restart. ``--frames 4`` and a 1 MB upload limit keep it to seconds.
-The first few tests check the path and job-folder rules directly, without a server, so ``make test-fast`` runs them.
+- Store and path rules, and the API with a worker that only queues (no model), are fast unit tests: requests,
+  uploads, limits, errors, the page and the OpenAPI document.
+- One scan end to end in-process (``e2e``): the real worker with the shipped model scans uploads (``--frames 4``);
+  their results, report and files are served, and a finished scan can be deleted.
+- The live server (``e2e``, one process for its tests): raw paths that an HTTP client library would normalise before
+  sending, the server's own log, a burst of concurrent uploads while /api/health must stay fast, and jobs surviving a
+  restart (SIGTERM mid-scan).
 """
 
 from __future__ import annotations
@@ -11,151 +15,73 @@ from __future__ import annotations
 import datetime as _dt
 import http.client
 import json
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
+from conftest import ServerProcess, ffmpeg, free_port, run_app
+from fastapi.testclient import TestClient
 
-from detector.jobs import Job, JobStore, Retention, display_name, folder_name, gave_up
-from detector.model import ModelCard
+from detector.jobs import Job, JobStore, Retention, ScanWorker, display_name, folder_name, gave_up
 from detector.pipeline import ScanResult
 from detector.report import result_to_dict
-from detector.server import safe_file
+from detector.scoring import ModelCard
+from detector.server import ServerSettings, create_app, safe_file
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UPLOAD_LIMIT_MB = 1
-#: The test server's queue limit, small enough for a burst of BURST uploads to hit it.
+#: The queue limit of the servers here, small enough for a burst of BURST uploads to hit it.
 QUEUE_LIMIT = 10
 BURST = 30
 #: How fast /api/health must answer (95th percentile) while the burst is received and scans run; no answer may take
 #: HEALTH_WORST_S (on a machine shared with other heavy jobs the OS alone can stall any process for a few 100 ms).
 HEALTH_LATENCY_S = 0.2
 HEALTH_WORST_S = 2.0
-STARTUP_TIMEOUT = 180
 SCAN_TIMEOUT = 180
 
 if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
     pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)", allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-class Server:
-    """``python app.py serve`` in a subprocess; its output goes to a log file that failures print."""
-
-    def __init__(self, data_dir: Path, log_path: Path):
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.port = 0
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.port = free_port()
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        with self.log_path.open("a") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(ROOT / "app.py"), "serve", "--port", str(self.port), "--data-dir",
-                 str(self.data_dir), "--frames", "4", "--max-upload-mb", str(UPLOAD_LIMIT_MB),
-                 "--max-queued", str(QUEUE_LIMIT)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if self.request("GET", "/api/health", timeout=2).status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        pytest.fail(f"server not ready after {STARTUP_TIMEOUT} s:\n{self.log()}")
-
-    def stop(self) -> None:
-        """SIGTERM (a graceful uvicorn shutdown), then SIGKILL if it hangs."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    def request(self, method: str, path: str, body: bytes | Iterable[bytes] | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 30, chunked: bool = False) -> Reply:
-        """One request on a fresh connection. A server may answer (e.g. 413) and close before the whole body was
-        sent: the send error is ignored and the answer read, as a browser would."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            try:
-                conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            response = conn.getresponse()
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-        finally:
-            conn.close()
-
-    def upload(self, data: bytes, filename: str = "clip.mp4", field: str = "file") -> Reply:
-        body, content_type = multipart(field, filename, data)
-        return self.request("POST", "/api/scans", body, {"Content-Type": content_type})
-
-    def wait_finished(self, scan_id: str) -> dict:
-        """Poll until the scan is done or failed; every intermediate state must be a valid one."""
-        deadline = time.monotonic() + SCAN_TIMEOUT
-        while time.monotonic() < deadline:
-            reply = self.request("GET", f"/api/scans/{scan_id}")
-            assert reply.status == 200, reply.body
-            doc = reply.json()
-            assert doc["status"] in ("queued", "running", "done", "error")
-            done, total = doc["progress"]["done"], doc["progress"]["total"]
-            assert 0 <= done and (total == 0 or done <= total)
-            if doc["status"] in ("done", "error"):
-                return doc
-            time.sleep(0.5)
-        pytest.fail(f"scan {scan_id} did not finish in {SCAN_TIMEOUT} s:\n{self.log()}")
-
-
-def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
-    """A multipart/form-data body with one file part, as a browser's FormData sends it."""
-    boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
 def job_folders(data_dir: Path) -> set[str]:
     return {p.name for p in data_dir.iterdir() if p.is_dir()}
+
+
+def settings(max_queued: int = QUEUE_LIMIT) -> ServerSettings:
+    return ServerSettings(max_upload_bytes=UPLOAD_LIMIT_MB * 1_000_000, frames=4, max_queued=max_queued,
+                          model={"name": "deepfake", "version": 1, "backbone": "test", "trained": True,
+                                 "threshold": 0.5})
+
+
+def upload(client: httpx.Client | TestClient, data: bytes, filename: str = "clip.mp4",
+           field: str = "file") -> httpx.Response:
+    return client.post("/api/scans", files={field: (filename, data, "application/octet-stream")})
+
+
+def wait_finished(client: httpx.Client | TestClient, scan_id: str) -> dict:
+    """Poll until the scan is done or failed; every intermediate state must be a valid one."""
+    deadline = time.monotonic() + SCAN_TIMEOUT
+    while time.monotonic() < deadline:
+        reply = client.get(f"/api/scans/{scan_id}")
+        assert reply.status_code == 200, reply.text
+        doc = reply.json()
+        assert doc["status"] in ("queued", "running", "done", "error")
+        done, total = doc["progress"]["done"], doc["progress"]["total"]
+        assert 0 <= done and (total == 0 or done <= total)
+        if doc["status"] in ("done", "error"):
+            return doc
+        time.sleep(0.2)
+    pytest.fail(f"scan {scan_id} did not finish in {SCAN_TIMEOUT} s")
+
+
+# --------------------------------------------------------------------------------------------------- store and paths
 
 
 def test_safe_file_stays_inside_its_folder(tmp_path: Path) -> None:
@@ -283,39 +209,197 @@ def test_delete_and_retention(tmp_path: Path) -> None:
     assert store.claim(waiting) is None  # the worker finds a deleted job gone and skips it
 
 
-@pytest.mark.e2e
-def test_unusable_model_is_a_one_line_error(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "app.py"), "serve", "--port", str(free_port()), "--data-dir",
-                           str(tmp_path / "data"), "--model", str(tmp_path / "missing.keras")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: {tmp_path / 'missing.keras'}: no such model file or folder"]
+# --------------------------------------------------------------------------------------------------- API in-process
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("server")
-    srv = Server(base / "data", base / "server.log")
-    srv.start()
-    yield srv
-    srv.stop()
+class QueueOnly:
+    """Stands in for :class:`detector.jobs.ScanWorker` where only the HTTP layer is under test: it takes jobs and
+    scans none (the real worker is tested end to end below)."""
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def submit(self, job_id: str) -> None:
+        self.submitted.append(job_id)
 
 
-@pytest.fixture(scope="module")
-def finished(server: Server, demo: Path) -> dict:
-    """The demo clip uploaded and scanned to the end: the scan document as GET /api/scans/{id} returns it."""
-    reply = server.upload((demo / "astronaut_pan.mp4").read_bytes(), "astronaut_pan.mp4")
-    assert reply.status == 202, reply.body
+@dataclass
+class Api:
+    client: TestClient
+    store: JobStore
+    worker: QueueOnly
+    data_dir: Path
+
+
+@pytest.fixture()
+def api(tmp_path: Path) -> Iterator[Api]:
+    store, worker = JobStore(tmp_path / "data"), QueueOnly()
+    with TestClient(create_app(store, worker, settings(max_queued=3))) as client:
+        yield Api(client, store, worker, tmp_path / "data")
+
+
+def test_health_reports_the_settings_and_the_queue(api: Api, demo: Path) -> None:
+    health = api.client.get("/api/health")
+    assert health.status_code == 200 and health.headers["x-content-type-options"] == "nosniff"
+    assert health.json() == {"status": "ok", "model": settings().model, "max_upload_bytes": 1_000_000, "frames": 4,
+                             "queued": 0, "running": 0, "max_queued": 3}
+    assert upload(api.client, (demo / "astronaut.jpg").read_bytes(), "a.jpg").status_code == 202
+    assert api.client.get("/api/health").json()["queued"] == 1
+
+
+def test_an_accepted_upload_is_queued_listed_and_can_be_deleted(api: Api, demo: Path) -> None:
+    reply = upload(api.client, (demo / "astronaut_pan.mp4").read_bytes(), "astronaut_pan.mp4")
+    assert reply.status_code == 202, reply.text
     accepted = reply.json()
-    assert accepted["status"] == "queued" and len(accepted["id"]) == 32
-    assert reply.headers["location"] == f"/api/scans/{accepted['id']}"
-    return server.wait_finished(accepted["id"])
+    scan_id = accepted["id"]
+    assert accepted == {"id": scan_id, "status": "queued", "links": {"status": f"/api/scans/{scan_id}"}}
+    assert re.fullmatch(r"[0-9a-f]{32}", scan_id) and reply.headers["location"] == f"/api/scans/{scan_id}"
+    assert api.worker.submitted == [scan_id]
+    doc = api.client.get(f"/api/scans/{scan_id}").json()
+    assert doc["status"] == "queued" and doc["filename"] == "astronaut_pan.mp4" and doc["verdict"] is None
+    assert doc["media"]["width"] == 480 and doc["media"]["is_image"] is False and "path" not in doc["media"]
+    assert doc["links"] == {"status": f"/api/scans/{scan_id}"} and doc.get("result") is None
+    assert str(api.data_dir) not in json.dumps(doc), "server paths leak into the API"
+    assert [s["id"] for s in api.client.get("/api/scans").json()["scans"]] == [scan_id]
+    report = api.client.get(f"/api/scans/{scan_id}/report")
+    assert report.status_code == 404 and "no results yet" in report.json()["error"]
+    assert (api.data_dir / scan_id / "upload.mp4").is_file()
+    deleted = api.client.delete(f"/api/scans/{scan_id}")
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert not (api.data_dir / scan_id).exists() and api.client.get(f"/api/scans/{scan_id}").status_code == 404
+
+
+def test_type_comes_from_the_content_not_the_name(api: Api, demo: Path) -> None:
+    """A JPEG named like a video (and like a path) is stored as the still image it is, under our own name."""
+    reply = upload(api.client, (demo / "astronaut.jpg").read_bytes(), "../../holiday.mp4")
+    assert reply.status_code == 202, reply.text
+    scan_id = reply.json()["id"]
+    assert sorted(p.name for p in (api.data_dir / scan_id).iterdir()) == ["job.json", "upload.jpg"]
+    doc = api.client.get(f"/api/scans/{scan_id}").json()
+    assert doc["filename"] == "holiday.mp4" and doc["media"]["is_image"] is True
+
+
+@pytest.mark.parametrize("case, status, words", [
+    ("missing field", 400, "field named 'file'"),
+    ("not multipart", 400, "multipart/form-data"),
+    ("empty file", 400, "empty file"),
+    ("text renamed .mp4", 415, "not a supported video or image"),
+    ("hls playlist", 415, "not a supported video or image"),
+    ("audio only", 415, "audio-only"),
+    ("declared too large", 413, "larger than the limit"),
+    ("streamed too large", 413, "larger than the limit"),
+])
+def test_bad_uploads_get_a_json_4xx_and_leave_nothing(api: Api, tmp_path: Path, case: str, status: int,
+                                                      words: str) -> None:
+    too_big = b"\x00" * int((UPLOAD_LIMIT_MB + 0.2) * 1_000_000)
+    if case == "missing field":
+        reply = upload(api.client, b"\x00" * 100, field="video")
+    elif case == "not multipart":
+        reply = api.client.post("/api/scans", content=b"{}", headers={"Content-Type": "application/json"})
+    elif case == "empty file":
+        reply = upload(api.client, b"")
+    elif case == "text renamed .mp4":
+        reply = upload(api.client, b"minutes of the meeting\n" * 10, "notes.mp4")
+    elif case == "hls playlist":  # would make ffmpeg open the file it names, if it were probed unrestricted
+        reply = upload(api.client, b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n/etc/passwd\n#EXT-X-ENDLIST\n",
+                       "list.m3u8")
+    elif case == "audio only":
+        ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", tmp_path / "voice.m4a")
+        reply = upload(api.client, (tmp_path / "voice.m4a").read_bytes(), "voice.mp4")
+    elif case == "declared too large":  # refused from the Content-Length header alone
+        reply = upload(api.client, too_big, "big.mp4")
+    else:  # no Content-Length to go by: the cap must hold while the body streams in
+        body = httpx.Request("POST", "http://x", files={"file": ("big.mp4", too_big)})
+        chunks = body.read()
+        reply = api.client.post("/api/scans", content=(chunks[i:i + 65536] for i in range(0, len(chunks), 65536)),
+                                headers={"Content-Type": body.headers["content-type"]})
+        assert "content-length" not in reply.request.headers
+    assert reply.status_code == status, reply.text
+    error = reply.json()["error"]
+    assert isinstance(error, str) and words in error and str(api.data_dir) not in error
+    assert job_folders(api.data_dir) == set(), "a refused upload left a job folder"
+    assert api.worker.submitted == [] and api.client.get("/api/health").json()["queued"] == 0
+
+
+def test_a_full_queue_refuses_uploads_until_a_place_frees(api: Api, demo: Path) -> None:
+    data = (demo / "astronaut.jpg").read_bytes()
+    accepted = [upload(api.client, data, "a.jpg") for _ in range(3)]
+    assert [r.status_code for r in accepted] == [202, 202, 202]
+    refused = upload(api.client, data, "a.jpg")
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "60"
+    assert "too many scans" in refused.json()["error"] and len(job_folders(api.data_dir)) == 3
+    assert api.client.delete(f"/api/scans/{accepted[0].json()['id']}").status_code == 204
+    assert upload(api.client, data, "a.jpg").status_code == 202
+
+
+def test_unknown_scan_ids_are_404(api: Api) -> None:
+    for path in (f"/api/scans/{uuid.uuid4().hex}", "/api/scans/not-an-id", f"/api/scans/{uuid.uuid4().hex}/report",
+                 f"/api/scans/{uuid.uuid4().hex}/files/timeline.png"):
+        reply = api.client.get(path)
+        assert reply.status_code == 404 and reply.json()["error"], path
+    for path in (f"/api/scans/{uuid.uuid4().hex}", "/api/scans/not-an-id", "/api/scans/..%2F..%2Fetc"):
+        reply = api.client.delete(path)
+        assert reply.status_code == 404 and reply.json()["error"], path
+
+
+def test_openapi_document_describes_the_api(api: Api) -> None:
+    doc = api.client.get("/openapi.json").json()
+    assert {"/api/scans", "/api/scans/{scan_id}", "/api/scans/{scan_id}/report",
+            "/api/scans/{scan_id}/files/{file_path}", "/api/health"} <= set(doc["paths"])
+    scans = doc["paths"]["/api/scans"]
+    assert "file" in scans["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    assert {"202", "413", "415", "503"} <= set(scans["post"]["responses"])
+    assert {"204", "404", "409"} <= set(doc["paths"]["/api/scans/{scan_id}"]["delete"]["responses"])
+    assert api.client.get("/docs").status_code == 404  # its page would load scripts from a CDN
+
+
+def test_page_and_its_script_are_served(api: Api) -> None:
+    page = api.client.get("/")
+    assert page.status_code == 200 and 'id="file-input"' in page.text and "/static/app.js" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    script = api.client.get("/static/app.js")
+    assert script.status_code == 200 and "/api/scans" in script.text
+    assert "http://" not in page.text + script.text and "https://" not in page.text + script.text  # no CDN
+
+
+# ----------------------------------------------------------------------------------------------- one scan in-process
+
+
+@dataclass
+class Scanned:
+    client: TestClient
+    data_dir: Path
+    clip: dict
+    still: dict
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory, demo: Path) -> Iterator[Scanned]:
+    """The real worker with the shipped model (or the untrained stand-in), in-process: the demo clip and still
+    uploaded and scanned to the end."""
+    from detector.model import load_detector
+    from detector.pipeline import ScanOptions, Scanner
+
+    data_dir = tmp_path_factory.mktemp("server") / "data"
+    detector = load_detector()
+    store = JobStore(data_dir)
+    worker = ScanWorker(store, Scanner(detector, ScanOptions(frames=4)), detector.card, detector.source)
+    with TestClient(create_app(store, worker, settings())) as client:
+        ids = [upload(client, (demo / name).read_bytes(), name).json()["id"]
+               for name in ("astronaut_pan.mp4", "astronaut.jpg")]
+        clip, still = (wait_finished(client, scan_id) for scan_id in ids)
+        yield Scanned(client, data_dir, clip, still)
 
 
 @pytest.mark.e2e
-def test_upload_is_scanned_and_result_follows_the_schema(server: Server, finished: dict) -> None:
+def test_upload_is_scanned_and_result_follows_the_schema(scanned: Scanned) -> None:
+    finished = scanned.clip
     assert finished["status"] == "done", finished.get("error")
     assert finished["filename"] == "astronaut_pan.mp4"
     assert finished["progress"] == {"done": 4, "total": 4}
@@ -332,202 +416,130 @@ def test_upload_is_scanned_and_result_follows_the_schema(server: Server, finishe
     assert result["input"] == "astronaut_pan.mp4" and result["error"] is None
     assert result["gradcam"] and result["timeline"] == "timeline.png"
     assert result["provenance"]["status"] == "absent" and finished["credentials"] == "none"
-    assert str(server.data_dir) not in json.dumps(finished), "server paths leak into the API"
-    folder = server.data_dir / finished["id"]
+    assert str(scanned.data_dir) not in json.dumps(finished), "server paths leak into the API"
+    assert scanned.still["status"] == "done" and scanned.still["result"]["video"]["is_image"] is True
+    folder = scanned.data_dir / finished["id"]
     assert (folder / "upload.mp4").is_file() and json.loads((folder / "job.json").read_text())["status"] == "done"
 
 
 @pytest.mark.e2e
-def test_report_and_result_files_are_served(server: Server, finished: dict) -> None:
+def test_report_and_result_files_are_served(scanned: Scanned) -> None:
+    client, finished = scanned.client, scanned.clip
     links = finished["links"]
-    report = server.request("GET", links["report"])
-    assert report.status == 200 and report.headers["content-type"].startswith("text/html")
-    assert b"astronaut_pan.mp4" in report.body and finished["verdict"].upper().encode() in report.body
+    report = client.get(links["report"])
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert "astronaut_pan.mp4" in report.text and finished["verdict"].upper() in report.text
     assert "script-src" not in report.headers["content-security-policy"]  # default-src 'none': no scripts run
-    timeline = server.request("GET", links["files"] + "timeline.png")
-    assert timeline.status == 200 and timeline.body.startswith(PNG_MAGIC)
+    timeline = client.get(links["files"] + "timeline.png")
+    assert timeline.status_code == 200 and timeline.content.startswith(PNG_MAGIC)
     for cam in finished["result"]["gradcam"]:
-        image = server.request("GET", links["files"] + cam["overlay"])
-        assert image.status == 200 and image.headers["content-type"] == "image/png"
-        assert image.body.startswith(PNG_MAGIC)
-    result_json = server.request("GET", links["files"] + "result.json")
-    assert result_json.status == 200 and result_json.json() == finished["result"]
+        image = client.get(links["files"] + cam["overlay"])
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        assert image.content.startswith(PNG_MAGIC)
+    assert client.get(links["files"] + "result.json").json() == finished["result"]
+    listed = {scan["id"]: scan for scan in client.get("/api/scans").json()["scans"]}
+    assert listed[finished["id"]]["status"] == "done" and listed[finished["id"]]["verdict"] == finished["verdict"]
+    assert listed[finished["id"]]["credentials"] == "none" and "result" not in listed[finished["id"]]
 
 
 @pytest.mark.e2e
-def test_scan_list_shows_recent_scans(server: Server, finished: dict) -> None:
-    reply = server.request("GET", "/api/scans")
-    assert reply.status == 200
-    listed = {scan["id"]: scan for scan in reply.json()["scans"]}
-    assert listed[finished["id"]]["status"] == "done"
-    assert listed[finished["id"]]["verdict"] == finished["verdict"]
-    assert listed[finished["id"]]["credentials"] == "none"
-    assert "result" not in listed[finished["id"]]
+def test_a_finished_scan_can_be_deleted(scanned: Scanned) -> None:
+    scan_id = scanned.still["id"]
+    assert (scanned.data_dir / scan_id).is_dir()
+    assert scanned.client.delete(f"/api/scans/{scan_id}").status_code == 204
+    assert not (scanned.data_dir / scan_id).exists()
+    assert scanned.client.get(f"/api/scans/{scan_id}").status_code == 404
+    assert scan_id not in {scan["id"] for scan in scanned.client.get("/api/scans").json()["scans"]}
+
+
+# --------------------------------------------------------------------------------------------------- the live server
 
 
 @pytest.mark.e2e
-def test_type_comes_from_the_content_not_the_name(server: Server, demo: Path) -> None:
-    """A JPEG named like a video is stored and scanned as the still image it is."""
-    reply = server.upload((demo / "astronaut.jpg").read_bytes(), "../../holiday.mp4")
-    assert reply.status == 202, reply.body
-    scan_id = reply.json()["id"]
-    stored = sorted(p.name for p in (server.data_dir / scan_id).iterdir())
-    assert "upload.jpg" in stored and not any("holiday" in name for name in stored)
-    doc = server.wait_finished(scan_id)
-    assert doc["status"] == "done" and doc["filename"] == "holiday.mp4"
-    assert doc["result"]["video"]["is_image"] is True and doc["media"]["is_image"] is True
+def test_unusable_model_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = run_app("serve", "--port", str(free_port()), "--data-dir", tmp_path / "data", "--model",
+                   tmp_path / "missing.keras", timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {tmp_path / 'missing.keras'}: no such model file or folder"]
+
+
+class LiveServer(ServerProcess):
+    """The live server with an HTTP client; ``raw`` sends a path byte for byte, as no client library would."""
+
+    def client(self, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def raw(self, path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    base = tmp_path_factory.mktemp("live")
+    srv = LiveServer(base / "data", base / "server.log", "--frames", "4", "--max-upload-mb", str(UPLOAD_LIMIT_MB),
+                     "--max-queued", str(QUEUE_LIMIT))
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("case, status, words", [
-    ("missing field", 400, "field named 'file'"),
-    ("not multipart", 400, "multipart/form-data"),
-    ("empty file", 400, "empty file"),
-    ("text renamed .mp4", 415, "not a supported video or image"),
-    ("hls playlist", 415, "not a supported video or image"),
-    ("audio only", 415, "audio-only"),
-    ("declared too large", 413, "larger than the limit"),
-    ("streamed too large", 413, "larger than the limit"),
-])
-def test_bad_uploads_get_a_json_4xx_and_leave_nothing(server: Server, tmp_path: Path, case: str, status: int,
-                                                      words: str) -> None:
-    before = job_folders(server.data_dir)
-    too_big = os.urandom(int((UPLOAD_LIMIT_MB + 0.2) * 1_000_000))
-    if case == "missing field":
-        reply = server.upload(b"\x00" * 100, field="video")
-    elif case == "not multipart":
-        reply = server.request("POST", "/api/scans", b"{}", {"Content-Type": "application/json"})
-    elif case == "empty file":
-        reply = server.upload(b"")
-    elif case == "text renamed .mp4":
-        reply = server.upload(b"minutes of the meeting\n" * 10, "notes.mp4")
-    elif case == "hls playlist":  # would make ffmpeg open the file it names, if it were probed unrestricted
-        reply = server.upload(b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n/etc/passwd\n#EXT-X-ENDLIST\n",
-                              "list.m3u8")
-    elif case == "audio only":
-        audio = tmp_path / "voice.m4a"
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=1", "-c:a",
-                        "aac", str(audio)], check=True)
-        reply = server.upload(audio.read_bytes(), "voice.mp4")
-    elif case == "declared too large":  # refused from the Content-Length header alone, before any body is read
-        body, content_type = multipart("file", "big.mp4", too_big)
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        conn.putrequest("POST", "/api/scans")
-        conn.putheader("Content-Type", content_type)
-        conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders()
-        response = conn.getresponse()
-        reply = Reply(response.status, {}, response.read())
-        conn.close()
-    else:  # chunked: no Content-Length to check, so the cap must hold while the body streams in
-        body, content_type = multipart("file", "big.mp4", too_big)
-        chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
-        reply = server.request("POST", "/api/scans", chunks, {"Content-Type": content_type}, chunked=True)
-    assert reply.status == status, reply.body
-    error = reply.json()["error"]
-    assert isinstance(error, str) and words in error
-    assert str(server.data_dir) not in error
-    assert job_folders(server.data_dir) == before, "a refused upload left a job folder"
-    assert server.request("GET", "/api/health").status == 200
-
-
-@pytest.mark.e2e
-def test_unknown_scan_ids_are_404(server: Server) -> None:
-    for path in (f"/api/scans/{uuid.uuid4().hex}", "/api/scans/not-an-id", f"/api/scans/{uuid.uuid4().hex}/report",
-                 f"/api/scans/{uuid.uuid4().hex}/files/timeline.png"):
-        reply = server.request("GET", path)
-        assert reply.status == 404, path
-        assert "error" in reply.json()
-
-
-@pytest.mark.e2e
-def test_path_traversal_is_refused(server: Server, finished: dict) -> None:
+def test_raw_paths_cannot_leave_a_scan_folder_and_the_log_stays_clean(server: LiveServer, demo: Path) -> None:
+    with server.client() as client:
+        finished = wait_finished(client, upload(client, (demo / "astronaut.jpg").read_bytes(), "a.jpg").json()["id"])
+    assert finished["status"] == "done", server.log()
     base = f"/api/scans/{finished['id']}/files/"
     secret = (server.data_dir / finished["id"] / "job.json").read_bytes()
     for attack in ("../job.json", "../../" + finished["id"] + "/job.json", "..%2Fjob.json", "%2e%2e/job.json",
                    "..%2F..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "/etc/passwd", "gradcam/../../job.json",
-                   "../upload.mp4", ""):
-        reply = server.request("GET", base + attack)
-        assert reply.status == 404, (attack, reply.status)
-        assert reply.body != secret and b"root:" not in reply.body and reply.json()["error"]
-    assert server.request("GET", base + "gradcam/../timeline.png").status == 200  # inside the folder: fine
-
-
-@pytest.mark.e2e
-def test_openapi_document_describes_the_api(server: Server) -> None:
-    reply = server.request("GET", "/openapi.json")
-    assert reply.status == 200
-    doc = reply.json()
-    assert {"/api/scans", "/api/scans/{scan_id}", "/api/scans/{scan_id}/report",
-            "/api/scans/{scan_id}/files/{file_path}"} <= set(doc["paths"])
-    upload = doc["paths"]["/api/scans"]["post"]
-    assert "file" in upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
-    assert {"202", "413", "415"} <= set(upload["responses"])
-
-
-@pytest.mark.e2e
-def test_page_and_its_script_are_served(server: Server) -> None:
-    page = server.request("GET", "/")
-    assert page.status == 200 and b'id="file-input"' in page.body and b"/static/app.js" in page.body
-    assert "default-src 'self'" in page.headers["content-security-policy"]
-    script = server.request("GET", "/static/app.js")
-    assert script.status == 200 and b"/api/scans" in script.body
-    assert b"http://" not in page.body + script.body and b"https://" not in page.body + script.body  # no CDN
-
-
-@pytest.mark.e2e
-def test_server_log_has_no_library_start_up_lines(server: Server, finished: dict) -> None:
-    """TensorFlow's absl and oneDNN notices are not the operator's business unless --verbose asks for them."""
+                   "../upload.jpg", ""):
+        status, body = server.raw(base + attack)
+        assert status == 404, (attack, status)
+        assert body != secret and b"root:" not in body and json.loads(body)["error"]
+    assert server.raw(base + "gradcam/../timeline.png")[0] == 200  # inside the folder: fine
+    # TensorFlow's absl and oneDNN notices are not the operator's business unless --verbose asks for them
     log = server.log()
     assert "serving on http://" in log
     assert "absl" not in log and "oneDNN" not in log and "cpu_feature_guard" not in log, log
 
 
 @pytest.mark.e2e
-def test_delete_removes_a_scan(server: Server, demo: Path) -> None:
-    reply = server.upload((demo / "astronaut.jpg").read_bytes(), "to_delete.jpg")
-    assert reply.status == 202, reply.body
-    scan_id = reply.json()["id"]
-    assert server.wait_finished(scan_id)["status"] == "done"
-    assert (server.data_dir / scan_id).is_dir()
-    deleted = server.request("DELETE", f"/api/scans/{scan_id}")
-    assert deleted.status == 204 and deleted.body == b""
-    assert not (server.data_dir / scan_id).exists()
-    assert server.request("GET", f"/api/scans/{scan_id}").status == 404
-    assert scan_id not in {scan["id"] for scan in server.request("GET", "/api/scans").json()["scans"]}
-    for path in (f"/api/scans/{scan_id}", "/api/scans/not-an-id", "/api/scans/..%2F..%2Fetc"):
-        again = server.request("DELETE", path)
-        assert again.status == 404 and again.json()["error"], path
-
-
-@pytest.mark.e2e
-def test_upload_burst_keeps_the_queue_limit_and_health_answers_fast(server: Server, demo: Path) -> None:
+def test_upload_burst_keeps_the_queue_limit_and_health_answers_fast(server: LiveServer, demo: Path) -> None:
     """A load test on loopback, bounded (BURST uploads, one each, then it stops): the queue never holds more than
     its limit, the surplus gets 503, and /api/health keeps answering fast (95 % within HEALTH_LATENCY_S, none
     beyond HEALTH_WORST_S) while the uploads are received and probed and the accepted ones are scanned."""
     data = (demo / "astronaut.jpg").read_bytes()
     latencies: list[float] = []
     queued_seen: list[int] = []
-    replies: list[Reply] = []
+    replies: list[httpx.Response] = []
     done = threading.Event()
     start = threading.Barrier(BURST)
 
     def poll_health() -> None:
-        while not done.is_set():
-            began = time.perf_counter()
-            health = server.request("GET", "/api/health", timeout=10)
-            latencies.append(time.perf_counter() - began)
-            assert health.status == 200
-            queued_seen.append(health.json()["queued"])
-            time.sleep(0.02)
+        with server.client(timeout=10) as client:
+            while not done.is_set():
+                began = time.perf_counter()
+                health = client.get("/api/health")
+                latencies.append(time.perf_counter() - began)
+                assert health.status_code == 200
+                queued_seen.append(health.json()["queued"])
+                time.sleep(0.02)
 
-    def upload() -> None:
-        start.wait(timeout=30)
-        replies.append(server.upload(data, "burst.jpg"))
+    def send() -> None:
+        with server.client(timeout=120) as client:
+            start.wait(timeout=30)
+            replies.append(upload(client, data, "burst.jpg"))
 
     poller = threading.Thread(target=poll_health)
     poller.start()
-    uploaders = [threading.Thread(target=upload) for _ in range(BURST)]
+    uploaders = [threading.Thread(target=send) for _ in range(BURST)]
     for thread in uploaders:
         thread.start()
     for thread in uploaders:
@@ -536,36 +548,38 @@ def test_upload_burst_keeps_the_queue_limit_and_health_answers_fast(server: Serv
     done.set()
     poller.join(timeout=30)
 
-    statuses = sorted(reply.status for reply in replies)
+    statuses = sorted(reply.status_code for reply in replies)
     assert len(statuses) == BURST and set(statuses) <= {202, 503}, statuses
     assert 503 in statuses and 202 in statuses
-    assert all("too many scans" in r.json()["error"] for r in replies if r.status == 503)
-    assert server.request("GET", "/api/health").json()["max_queued"] == QUEUE_LIMIT
-    assert len(queued_seen) > 10 and max(queued_seen) <= QUEUE_LIMIT, queued_seen
-    latencies.sort()
-    p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    slowest = latencies[-1]
-    assert p95 < HEALTH_LATENCY_S and slowest < HEALTH_WORST_S, f"95 %: {p95:.3f} s, slowest {slowest:.3f} s"
-    accepted = [r.json()["id"] for r in replies if r.status == 202]
-    for scan_id in accepted:  # leave no work behind for the next tests: queued scans are deleted, others waited for
-        if server.request("DELETE", f"/api/scans/{scan_id}").status == 409:
-            server.wait_finished(scan_id)
-            assert server.request("DELETE", f"/api/scans/{scan_id}").status == 204
+    assert all("too many scans" in r.json()["error"] for r in replies if r.status_code == 503)
+    with server.client() as client:
+        assert client.get("/api/health").json()["max_queued"] == QUEUE_LIMIT
+        assert len(queued_seen) > 10 and max(queued_seen) <= QUEUE_LIMIT, queued_seen
+        latencies.sort()
+        p95 = latencies[int(0.95 * (len(latencies) - 1))]
+        slowest = latencies[-1]
+        assert p95 < HEALTH_LATENCY_S and slowest < HEALTH_WORST_S, f"95 %: {p95:.3f} s, slowest {slowest:.3f} s"
+        accepted = [r.json()["id"] for r in replies if r.status_code == 202]
+        for scan_id in accepted:  # leave no work behind: queued scans are deleted, the others waited for
+            if client.delete(f"/api/scans/{scan_id}").status_code == 409:
+                wait_finished(client, scan_id)
+                assert client.delete(f"/api/scans/{scan_id}").status_code == 204
     assert not any((server.data_dir / scan_id).exists() for scan_id in accepted)
 
 
 @pytest.mark.e2e
-def test_jobs_survive_a_restart(server: Server, finished: dict, demo: Path) -> None:
+def test_jobs_survive_a_restart(server: LiveServer, demo: Path) -> None:
     """Finished scans are still listed and served after a restart; a queued job left on disk is scanned; the scan
     running at a graceful stop (SIGTERM) is queued again and finishes on its second attempt; a job that was already
     started twice is given up with a clear error (it might crash the server again)."""
-    live = server.upload((demo / "astronaut_pan.mp4").read_bytes(), "cut_off.mp4")
-    assert live.status == 202, live.body
-    live_id = live.json()["id"]
-    deadline = time.monotonic() + SCAN_TIMEOUT
-    while server.request("GET", f"/api/scans/{live_id}").json()["status"] != "running":
-        assert time.monotonic() < deadline, server.log()
-        time.sleep(0.01)
+    with server.client() as client:
+        kept = upload(client, (demo / "astronaut.jpg").read_bytes(), "kept.jpg").json()["id"]
+        finished = wait_finished(client, kept)
+        live_id = upload(client, (demo / "astronaut_pan.mp4").read_bytes(), "cut_off.mp4").json()["id"]
+        deadline = time.monotonic() + SCAN_TIMEOUT
+        while client.get(f"/api/scans/{live_id}").json()["status"] != "running":
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.01)
     server.stop()
     assert json.loads((server.data_dir / live_id / "job.json").read_text())["status"] == "running"
     queued_id, running_id = uuid.uuid4().hex, uuid.uuid4().hex
@@ -578,16 +592,17 @@ def test_jobs_survive_a_restart(server: Server, finished: dict, demo: Path) -> N
         (folder / "job.json").write_text(json.dumps(job.to_dict()))
     server.start()
 
-    listed = {scan["id"]: scan for scan in server.request("GET", "/api/scans").json()["scans"]}
-    assert listed[finished["id"]]["status"] == "done"
-    again = server.request("GET", f"/api/scans/{finished['id']}").json()
-    assert again["result"] == finished["result"]
-    assert server.request("GET", again["links"]["report"]).status == 200
-    assert server.request("GET", again["links"]["files"] + "timeline.png").body.startswith(PNG_MAGIC)
+    with server.client() as client:
+        listed = {scan["id"]: scan for scan in client.get("/api/scans").json()["scans"]}
+        assert listed[finished["id"]]["status"] == "done"
+        again = client.get(f"/api/scans/{finished['id']}").json()
+        assert again["result"] == finished["result"]
+        assert client.get(again["links"]["report"]).status_code == 200
+        assert client.get(again["links"]["files"] + "timeline.png").content.startswith(PNG_MAGIC)
 
-    given_up = server.request("GET", f"/api/scans/{running_id}").json()
-    assert given_up["status"] == "error" and given_up["error"] == gave_up(2) and given_up["attempts"] == 2
-    retried = server.wait_finished(live_id)
-    assert retried["status"] == "done" and retried["attempts"] == 2 and retried["result"]["frames_sampled"] == 4
-    resumed = server.wait_finished(queued_id)
-    assert resumed["status"] == "done" and resumed["result"]["frames_sampled"] == 4 and resumed["attempts"] == 1
+        given_up = client.get(f"/api/scans/{running_id}").json()
+        assert given_up["status"] == "error" and given_up["error"] == gave_up(2) and given_up["attempts"] == 2
+        retried = wait_finished(client, live_id)
+        assert retried["status"] == "done" and retried["attempts"] == 2 and retried["result"]["frames_sampled"] == 4
+        resumed = wait_finished(client, queued_id)
+        assert resumed["status"] == "done" and resumed["result"]["frames_sampled"] == 4 and resumed["attempts"] == 1

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,13 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_app, sample_faces, spread_head
 
 from detector import backbones
 from detector.errors import ModelError
 from detector.model import ModelCard, build_classifier, export_model, load_detector
+from detector.scoring import Scorer
 from detector.serving import RestDetector
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # exports a network and serves it
+
 MODEL_NAME = "deepfake"
 SIZE = 224
 
@@ -42,12 +43,7 @@ def model_root(tmp_path_factory) -> Path:
 
     keras.utils.set_random_seed(1)
     model = build_classifier(_small_backbone(), weights=None, image_size=SIZE)
-    dense = model.get_layer("fake_probability")
-    kernel, _ = dense.get_weights()
-    sample = np.random.default_rng(7).integers(0, 256, (8, SIZE, SIZE, 3)).astype("float32")
-    logits = np.asarray(keras.Model(model.input, model.get_layer("pool").output)(sample)) @ kernel
-    scale = 2.0 / (float(logits.std()) + 1e-12)
-    dense.set_weights([kernel * scale, -logits.mean(axis=0) * scale])
+    spread_head(model, sample_faces(SIZE))
     root = tmp_path_factory.mktemp("models") / MODEL_NAME
     export_model(model, ModelCard(backbone=_small_backbone(), trained=True, threshold=0.42, version=3), root)
     return root
@@ -140,6 +136,8 @@ def test_rest_client_scores_like_the_local_model(model_root: Path, server: str) 
     crops = np.random.default_rng(0).integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8)
     remote = RestDetector(server)
     assert remote.card.version == 3 and remote.image_size == SIZE
+    assert isinstance(remote, Scorer) and isinstance(local, Scorer)  # the scanner takes either
+    assert remote.keras_model is None and remote.fingerprint.endswith("version 3")
     expected = local.predict(crops)
     assert expected.std() > 0.01, "fixture model should give varied scores"
     np.testing.assert_allclose(remote.predict(crops, batch_size=2), expected, atol=1e-5)
@@ -161,11 +159,8 @@ def test_app_scans_through_tf_serving(model_root: Path, server: str, tmp_path: P
     make_demo([str(demo)])
     clip = next(demo.glob("*.mp4"))
     common = ["--input", str(clip), "--frames", "4", "--no-gradcam", "--quiet", "--json"]
-    local = subprocess.run([sys.executable, "app.py", *common, "--output", str(tmp_path / "a"),
-                            "--model", str(model_root)], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    remote = subprocess.run([sys.executable, "app.py", *common, "--output", str(tmp_path / "b"),
-                             "--model", str(model_root), "--serving-url", server],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    local = run_app(*common, "--output", tmp_path / "a", "--model", model_root, timeout=300)
+    remote = run_app(*common, "--output", tmp_path / "b", "--model", model_root, "--serving-url", server, timeout=300)
     assert local.returncode == 0, local.stderr
     assert remote.returncode == 0, remote.stderr
     a, b = json.loads(local.stdout)[0], json.loads(remote.stdout)[0]

@@ -16,6 +16,7 @@ from detector.demo import astronaut
 from detector.model import load_detector
 
 ROOT = config.DEFAULT_MODEL_DIR
+pytestmark = pytest.mark.slow  # loads the shipped model (and exports it once more)
 if not (ROOT / "card.json").is_file():
     pytest.skip(f"no model is installed in {ROOT}", allow_module_level=True)
 
@@ -38,6 +39,7 @@ def test_card_records_training_and_measured_metrics(card: dict) -> None:
     video = card["metrics"]["sections"]["video"]
     low, high = video["roc_auc_ci"]
     assert low <= video["roc_auc"] <= high and video["items"] > 0
+    assert card["metrics"]["model"] == "saved_model/deepfake/model.keras"  # not the building machine's path
 
 
 def test_signatures_and_keras_copy_agree(card: dict) -> None:
@@ -51,3 +53,30 @@ def test_signatures_and_keras_copy_agree(card: dict) -> None:
     detector = load_detector(ROOT)
     assert detector.card.trained and detector.keras_model is not None
     np.testing.assert_allclose(detector.predict(face), served, atol=1e-5)
+
+
+def signature_shapes(saved) -> dict:
+    """Every signature's inputs and outputs as (name, dtype, shape), the contract TF Serving clients rely on."""
+    return {name: ({k: (v.dtype.name, v.shape.as_list()) for k, v in fn.structured_input_signature[1].items()},
+                   {k: (v.dtype.name, v.shape.as_list()) for k, v in fn.structured_outputs.items()})
+            for name, fn in saved.signatures.items()}
+
+
+def test_the_task_model_takes_the_shipped_weights_and_exports_the_same_signatures(card: dict, tmp_path: Path) -> None:
+    """The shipped model.keras predates DeepfakeClassifier (a plain functional graph): its weights load into the
+    object unchanged, and exporting the object gives exactly the shipped model's signatures."""
+    import keras
+
+    from detector.classifier import DeepfakeClassifier
+    from detector.scoring import ModelCard
+
+    net = DeepfakeClassifier(card["backbone"], image_size=card["image_size"])
+    net.load_weights(ROOT / "model.keras")
+    size = card["image_size"]
+    face = tf.image.resize(astronaut()[30:230, 150:350], (size, size)).numpy().astype(np.uint8)[None]
+    shipped = keras.models.load_model(ROOT / "model.keras", compile=False)
+    np.testing.assert_allclose(net.predict(face.astype("float32"), verbose=0),
+                               shipped.predict(face.astype("float32"), verbose=0), atol=1e-6)
+    model_mod.export_model(net, ModelCard.from_dict(card), tmp_path / "deepfake")
+    fresh = tf.saved_model.load(str(tmp_path / "deepfake" / str(card["version"])))
+    assert signature_shapes(fresh) == signature_shapes(tf.saved_model.load(str(ROOT / str(card["version"]))))

@@ -42,7 +42,7 @@ def test_a_one_frame_track_never_decides_a_multi_frame_video() -> None:
 @pytest.fixture
 def demo_result_doc() -> dict:
     """result.json of a scan whose tracks are the ones above (the scanner's finish and the report; no model)."""
-    from detector.model import ModelCard
+    from detector.scoring import ModelCard
     from detector.pipeline import ExtractedFaces, ScanOptions, ScanResult, Scanner
     from detector.report import result_to_dict
     from detector.video import VideoInfo

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ffmpeg
 from PIL import Image, ImageOps
 from skimage import data
 
@@ -26,11 +27,6 @@ if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
 #: Pixel value of frame i in the index-coded clip: every frame says which frame it is.
 CODE_STEP = 5
 CODED_FRAMES = 50
-
-
-def ffmpeg(*args: str) -> None:
-    """Run ffmpeg quietly; a failure shows ffmpeg's own message."""
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, capture_output=True)
 
 
 def encoders() -> str:

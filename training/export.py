@@ -13,21 +13,21 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
 
-import keras  # noqa: E402
-
-from detector import config  # noqa: E402
-from detector.model import ModelCard, export_model  # noqa: E402
+from detector import config
+from detector.model import export_model
+from detector.scoring import ModelCard
 
 
 def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: str = "") -> ModelCard:
-    """A model card from a training run's summary.json and an evaluation's summary.json."""
+    """A model card from a training run's summary.json and an evaluation's summary.json, with every path inside the
+    project recorded relative to it (:func:`detector.config.project_relative`)."""
+    run_summary, evaluation = config.project_relative(run_summary), config.project_relative(evaluation)
     training = {k: run_summary.get(k) for k in (
         "backbone", "weights", "mode", "image_size", "epochs", "steps_per_epoch", "batch_size", "lr", "seed",
         "landmarks", "train_crops", "train_groups", "images_seen", "seconds", "data", "command", "best", "machine",

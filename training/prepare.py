@@ -13,65 +13,31 @@ Splits are assigned per *group* (identity or source video), so no person's frame
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from detector import config
 from detector.errors import DetectorError
 from detector.faces import FaceDetector
-from detector.pipeline import MEDIA_SUFFIXES, extract_faces
+from detector.inputs import IMAGE_SUFFIXES, find_media
+from detector.manifest import LABELS, MediaItem, parse_label, read_manifest  # noqa: F401  (this module's API too)
+from detector.pipeline import extract_faces
 
 log = logging.getLogger(__name__)
 
-LABELS = {"real": 0, "fake": 1, "original": 0, "pristine": 0, "manipulated": 1, "0": 0, "1": 1}
-
-
-@dataclass(frozen=True)
-class MediaItem:
-    """One labelled input: a video or image, 0 (real) / 1 (fake), and the group that keeps splits clean."""
-
-    path: Path
-    label: int
-    group: str
-    source: str = ""
-
-
-def parse_label(value: str) -> int:
-    try:
-        return LABELS[str(value).strip().lower()]
-    except KeyError:
-        raise ValueError(f"unknown label {value!r} (use real/fake or 0/1)") from None
-
 
 def _media_files(folder: Path) -> list[Path]:
-    return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-
-
-def read_manifest(csv_path: Path) -> list[MediaItem]:
-    """CSV with columns ``path,label[,group]``; relative paths are relative to the CSV's folder."""
-    items = []
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise ValueError(f"{csv_path}: a manifest needs the columns path,label[,group]")
-        for row in reader:
-            path = Path(row["path"])
-            path = path if path.is_absolute() else csv_path.parent / path
-            group = (row.get("group") or "").strip() or path.stem
-            items.append(MediaItem(path, parse_label(row["label"]), group, "manifest"))
-    return items
+    """Media under ``folder`` by the scanner's own walk (a folder that is missing gives none)."""
+    return find_media(folder) if folder.is_dir() else []
 
 
 def read_real_fake_folders(root: Path) -> list[MediaItem]:
@@ -122,7 +88,7 @@ def read_real_dir(root: Path) -> list[MediaItem]:
     items = []
     for path in _media_files(root):
         rel = path.relative_to(root)
-        group = re.sub(r"_\d+$", "", path.stem) if path.suffix.lower() in (".jpg", ".jpeg", ".png") else path.stem
+        group = re.sub(r"_\d+$", "", path.stem) if path.suffix.lower() in IMAGE_SUFFIXES else path.stem
         items.append(MediaItem(path, 0, f"{rel.parent}:{group}", "real"))
     return items
 
@@ -197,6 +163,15 @@ def prepare(items: list[MediaItem], out_dir: Path, frames: int = config.FRAMES_P
     return counts
 
 
+def read_crop(path: str | Path, size: int) -> np.ndarray:
+    """A prepared crop back as RGB uint8 at ``size`` x ``size`` (crops are written at the model's size already)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read {path}")
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image if image.shape[:2] == (size, size) else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def load_index(out_dir: Path) -> list[dict]:
     """The rows of a prepared dataset's index, with crop paths made absolute."""
     rows = []
@@ -243,7 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         items = collect(args)
     except (OSError, ValueError) as exc:

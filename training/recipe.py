@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     crops, images = load_pack(args.pack)
     import keras
 
-    from detector.preprocessing import FacePreprocessor  # noqa: F401  (registers the layer for loading)
+    from detector import classifier  # noqa: F401  (registers the task model and its layers for loading)
 
     log = {"settings": {**settings, **{k: str(v) for k, v in vars(args).items()}}, "backend": keras.backend.backend(),
            "folds": [], "curve": []}

@@ -20,20 +20,16 @@ import csv
 import importlib.util
 import json
 import logging
-import math
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
 
-import cv2  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from detector import config  # noqa: E402
+from detector import config
+from detector.classifier import DeepfakeClassifier  # also registers the class: runs load their checkpoints back
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +47,6 @@ class Crop:
     dataset: str = ""
 
 
-def _read_rgb(path: str, size: int) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"cannot read {path}")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image if image.shape[:2] == (size, size) else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-
-
 def face_box_in_crop(size: int, margin: float = config.CROP_MARGIN) -> np.ndarray:
     """The face box inside a prepared crop: crops are centred on the MTCNN box and ``margin`` times its longer side."""
     half = size / (2 * margin)
@@ -71,7 +59,7 @@ def load_crops(data_dirs: list[Path], size: int, landmark_model=None, max_per_it
     """Load prepared crops and their dense landmarks (computed once per dataset and cached in ``landmarks_*.npz``)."""
     from tqdm import tqdm
 
-    from training.prepare import load_index
+    from training.prepare import load_index, read_crop
 
     crops: list[Crop] = []
     for data_dir in data_dirs:
@@ -89,7 +77,7 @@ def load_crops(data_dirs: list[Path], size: int, landmark_model=None, max_per_it
         dirty = False
         box = face_box_in_crop(size)
         for row in tqdm(rows, desc=f"load {data_dir.name}", unit="crop", disable=not show_progress):
-            image = _read_rgb(row["crop"], size)
+            image = read_crop(row["crop"], size)
             key = Path(row["crop"]).relative_to(data_dir).as_posix()
             if landmark_model is not None:
                 if key not in cache:
@@ -110,8 +98,8 @@ class PairSampler:
     """Yields (image, label) pairs: for each real crop drawn, the augmented crop (0) and its self-blend (1).
 
     Each prepared dataset is drawn equally often, whatever its size, so a few thousand stills cannot drown out the
-    video frames the scanner will actually see. Real labelled fakes (label 1 in a dataset) are mixed in at ``real_fake_share`` of the fake half when present.
-    Deterministic given the seed, so a run can be reproduced.
+    video frames the scanner will actually see. Real labelled fakes (label 1 in a dataset) are mixed in at
+    ``real_fake_share`` of the fake half when present. Deterministic given the seed, so a run can be reproduced.
     """
 
     def __init__(self, crops: list[Crop], seed: int, real_fake_share: float = 0.5, augment: bool = True):
@@ -168,20 +156,13 @@ def make_dataset(sampler: PairSampler, size: int, batch_size: int):
 
 
 def video_scores(rows: list[dict], probs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Per item: the scanner's rule (:func:`detector.aggregate.decide` over the tracks the scan would count)."""
+    """Per item: its score by the scanner's own rule, over the tracks the scan would count."""
     from detector import aggregate
 
-    per_track: dict[str, dict[int, list[float]]] = {}
-    counted: dict[str, dict[int, bool]] = {}
-    labels: dict[str, int] = {}
-    for row, p in zip(rows, probs):
-        per_track.setdefault(row["item"], {}).setdefault(row["track"], []).append(float(p))
-        counted.setdefault(row["item"], {})[row["track"]] = bool(row.get("counted", True))
-        labels[row["item"]] = int(row["label"])
-    items = sorted(per_track)
-    scores = np.array([aggregate.decide(list(per_track[i].values()),
-                                        [aggregate.TrackDecision(counted[i][t]) for t in per_track[i]])[1]
-                       for i in items])
+    tracks = aggregate.tracks_from_rows(rows, probs)
+    labels = {row["item"]: int(row["label"]) for row in rows}
+    items = sorted(tracks)
+    scores = np.array([tracks[i].score() for i in items])
     return items, np.array([labels[i] for i in items]), scores
 
 
@@ -196,7 +177,7 @@ class EvalCallback(keras.callbacks.Callback):
         self.best = (-1.0, -1.0)
 
     def on_epoch_end(self, epoch, logs=None):
-        from detector.metrics import roc_auc
+        from sklearn.metrics import roc_auc_score as roc_auc
 
         logs = logs if logs is not None else {}
         val_probs = self.model.predict(self.val[0].astype(np.float32), batch_size=32, verbose=0).reshape(-1)
@@ -219,13 +200,8 @@ class EvalCallback(keras.callbacks.Callback):
 
 
 def build_model(backbone: str, weights: str | None, size: int, train_backbone: bool = True):
-    from detector.model import build_classifier
-
-    model = build_classifier(backbone, weights=weights, image_size=size)
-    if not train_backbone:
-        for layer in model.layers:
-            if layer.name not in ("pool", "head_dropout", "fake_probability"):
-                layer.trainable = False
+    model = DeepfakeClassifier(backbone, image_size=size, weights=weights)
+    model.freeze_backbone(not train_backbone)
     return model
 
 
@@ -274,7 +250,7 @@ def run_finetune(args, train_crops, val, eval_rows, eval_images, out_dir: Path) 
 def run_features(args, train_crops, val, eval_rows, eval_images, out_dir: Path) -> dict:
     """Frozen backbone: embed a fixed set of real/self-blended pairs once (cached .npy), then fit the head."""
     model = build_model(args.backbone, args.weights, args.image_size, train_backbone=False)
-    embed = keras.Model(model.input, model.get_layer("pool").output)
+    embed = model.embedder()
     cache = out_dir / f"features_{args.backbone}_{args.feature_pairs}_{args.seed}.npz"
     if cache.exists():
         data = np.load(cache)
@@ -296,7 +272,7 @@ def run_features(args, train_crops, val, eval_rows, eval_images, out_dir: Path) 
     head.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4), loss="binary_crossentropy",
                  jit_compile=False)
     head.fit(feats, labels, epochs=args.epochs, batch_size=64, verbose=2, shuffle=True)
-    model.get_layer("fake_probability").set_weights(head.layers[-1].get_weights())
+    model.head.set_weights(head.layers[-1].get_weights())
     history: list[dict] = []
     callback = EvalCallback(val, eval_rows, eval_images, out_dir, history)
     callback.set_model(model)
@@ -327,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, action="append", required=True, help="prepared dataset (training.prepare)")
     p.add_argument("--eval-data", type=Path, help="prepared labelled dataset for checkpoint selection")
-    p.add_argument("--backbone", default="efficientnet-lite0")
+    p.add_argument("--backbone", default=config.DEFAULT_BACKBONE,
+                   help=f"a registered backbone (default {config.DEFAULT_BACKBONE}, the shipped model's)")
     p.add_argument("--weights", default="imagenet", help="none, imagenet, or a .keras/.pth path")
     p.add_argument("--mode", choices=("finetune", "features"), default="finetune")
     p.add_argument("--init", type=Path, help="start fine-tuning from this whole-model .keras checkpoint (same "
@@ -369,10 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     val = fixed_set(val_crops, args.val_pairs, args.seed + 1)
     eval_rows, eval_images = [], np.zeros((0, args.image_size, args.image_size, 3), np.uint8)
     if args.eval_data:
-        from training.prepare import load_index
+        from training.prepare import load_index, read_crop
 
         eval_rows = load_index(args.eval_data)
-        eval_images = np.stack([_read_rgb(r["crop"], args.image_size) for r in eval_rows])
+        eval_images = np.stack([read_crop(r["crop"], args.image_size) for r in eval_rows])
     print(f"train crops {len(train_crops)} ({len({c.group for c in train_crops})} groups), val crops "
           f"{len(val_crops)}, eval crops {len(eval_rows)}", flush=True)
     args.weights = weights
