@@ -43,10 +43,10 @@ def same_track(a: FaceTrack, b: FaceTrack) -> bool:
 
 def matched(old: list[FaceTrack], new: list[FaceTrack]) -> int:
     """How many of ``old`` have a partner in ``new`` (each new track partners one old track at most)."""
-    free = list(new)
+    free = list(range(len(new)))
     count = 0
     for track in old:
-        partner = next((t for t in free if same_track(track, t)), None)
+        partner = next((i for i in free if same_track(track, new[i])), None)
         if partner is not None:
             free.remove(partner)
             count += 1

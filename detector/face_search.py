@@ -86,7 +86,7 @@ class FaceSearch:
     def full_region(self) -> Region | None:
         """What a whole-frame search looks for: any face at first; while faces are followed, faces no smaller than
         ``smallest_share`` of the largest (the smaller ones cannot count), so the finest pyramid levels are skipped."""
-        if not self.followed:
+        if not self.followed or self.settings.full_every <= 1:
             return None
         largest = max(f.side for f in self.followed)
         return Region(None, largest * self.settings.smallest_share / self.settings.level_range)
