@@ -13,11 +13,11 @@ In one run, with the model loaded once and warm:
 * ``current, no Grad-CAM``: like for like with ``naive``.
 
 Each path runs ``--repeat`` times, interleaved so that a burst of load on a shared machine hits them alike; the table
-gives the median (and the fastest) wall seconds, CPU seconds, seconds per 10 s of video, per-stage seconds and the
-peak memory the scan added. Stage seconds of the overlapped path are each stage's own time and add up to more than
-the wall time. Then: the first scan's latency (cold: graphs are traced), memory on the same clip looped to 6x its
-length (it must stay flat), the whole command line (``app.py``, TensorFlow import and model load included), and the
-load average, since timings on a busy machine are not comparable with a quiet one.
+gives the median (and the fastest) wall seconds, CPU seconds (this process and ffmpeg), seconds per 10 s of video,
+per-stage seconds and the peak memory the scan added. Stage seconds of the overlapped path are each stage's own time
+and add up to more than the wall time. Then: the first scan's latency (cold: graphs are traced), memory on the same
+clip looped to 6x its length (it must stay flat), the whole command line (``app.py``, TensorFlow import and model load
+included), and the load average, since timings on a busy machine are not comparable with a quiet one.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np  # noqa: E402
 
 from detector import video  # noqa: E402
 from detector.faces import FaceDetector, crop_face  # noqa: E402
@@ -104,12 +102,19 @@ class RssSampler:
             self.peak = max(self.peak, self.rss() - base)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (ffmpeg decodes in a child process)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def measure(run: Callable[[], dict], sampler: RssSampler) -> dict:
-    """Wall and CPU seconds, stage seconds and added peak memory (MB) of one run."""
+    """Wall and CPU seconds, stage seconds and added peak memory (MB) of one run. CPU seconds barely depend on how
+    busy the machine is, so they compare runs made under different load; wall seconds are what a user waits."""
     with sampler.watch():
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), cpu_seconds()
         stages = run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     return {"wall": wall, "cpu": cpu, "stages": stages, "added_mb": sampler.peak / 2**20}
 
 
@@ -131,6 +136,18 @@ def looped(clip: Path, times: int, folder: Path) -> Path:
     return target
 
 
+def app_seconds(root: Path, clip: Path) -> float:
+    """Wall seconds of ``python app.py --input CLIP`` in the checkout ``root``, as a user runs it."""
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        done = subprocess.run([sys.executable, "app.py", "--input", str(clip.resolve()), "--output", out, "--quiet"],
+                              capture_output=True, text=True, cwd=root, check=False)
+        seconds = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(f"error: app.py in {root} failed: {done.stderr.strip()[-300:]}")
+    return seconds
+
+
 def summary(runs: list[dict], duration: float) -> dict:
     walls = [r["wall"] for r in runs]
     wall = statistics.median(walls)
@@ -147,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--model", type=Path)
     p.add_argument("--skip-cli", action="store_true", help="do not time the app.py command line")
+    p.add_argument("--previous-checkout", type=Path,
+                   help="a checkout of the previous release: its app.py is timed on the clip too")
     p.add_argument("--json", type=Path, help="write every number here")
     args = p.parse_args(argv)
     load_start = os.getloadavg()
@@ -192,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
               "naive / current": table["naive"]["wall"] / table["current"]["wall"],
               "previous / current": table["previous"]["wall"] / table["current"]["wall"],
               "current, in sequence / current": table["current, in sequence"]["wall"] / table["current"]["wall"]}
+    cpu_ratios = {k: table[k.split(" / ")[0]]["cpu"] / table[k.split(" / ")[1]]["cpu"] for k in ratios}
     print("\nspeed-up (median wall): " + "; ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+    print("CPU seconds ratio:      " + "; ".join(f"{k} {v:.2f}x" for k, v in cpu_ratios.items()))
     print(f"single clip, warm model: {table['current']['wall']:.2f} s (fastest {table['current']['fastest']:.2f} s); "
           f"first scan after loading (cold): {cold:.2f} s; model load {load_seconds:.2f} s")
 
@@ -207,21 +228,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{m['duration']:.0f} s of video {m['added_mb']:.0f} MB ({m['wall']:.2f} s)" for m in memory.values())
         + f"; process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
-    cli = None
+    cli = {}
     if not args.skip_cli:
-        with tempfile.TemporaryDirectory() as out:
-            t = time.perf_counter()
-            done = subprocess.run([sys.executable, "app.py", "--input", str(args.clip), "--output", out, "--quiet"],
-                                  capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
-            cli = time.perf_counter() - t
-        print(f"app.py --input CLIP (start-up, model load, scan, report): {cli:.2f} s, exit {done.returncode}")
+        checkouts = {"current": Path(__file__).resolve().parent.parent}
+        if args.previous_checkout:
+            checkouts["previous"] = args.previous_checkout.resolve()
+        for name, root in checkouts.items():
+            cli[name] = app_seconds(root, args.clip)
+            print(f"app.py --input CLIP ({name}: start-up, model load, scan, report): {cli[name]:.2f} s")
     load_end = os.getloadavg()
     print(f"load average at the end {load_end[0]:.1f} / {load_end[1]:.1f} / {load_end[2]:.1f} on {os.cpu_count()} CPUs")
     if args.json:
         args.json.write_text(json.dumps({
             "clip": str(args.clip), "width": info.width, "height": info.height, "duration": info.duration,
             "frames": args.frames, "cpus": os.cpu_count(), "load_average": [load_start, load_end],
-            "paths": table, "ratios": ratios, "cold_scan": cold, "model_load": load_seconds,
+            "paths": table, "ratios": ratios, "cpu_ratios": cpu_ratios, "cold_scan": cold, "model_load": load_seconds,
             "memory": memory, "cli": cli}, indent=2) + "\n")
     return 0
 

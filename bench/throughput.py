@@ -21,26 +21,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from bench.speed import naive_clip  # noqa: E402
 from detector import video  # noqa: E402
 from detector.batch import list_inputs, run  # noqa: E402
-from detector.faces import FaceDetector, crop_face  # noqa: E402
+from detector.errors import DetectorError  # noqa: E402
+from detector.faces import FaceDetector  # noqa: E402
 from detector.model import load_detector  # noqa: E402
 from detector.pipeline import ScanOptions  # noqa: E402
 
 
 def naive(files: list[Path], frames: int, detector) -> float:
-    """One frame at a time: decode, detect, crop, and score each crop alone (batch size 1)."""
-    faces = FaceDetector()
+    """One frame at a time: decode, detect (eager MTCNN on the whole frame), crop, and score each crop alone."""
+    faces = FaceDetector(compiled=False)
     start = time.perf_counter()
     for path in files:
         try:
-            info = video.probe(path)
-        except Exception:
+            naive_clip(path, frames, detector, faces)
+        except DetectorError:
             continue
-        for frame in video.iter_frames(info, frames):
-            for det in faces.detect(frame.image):
-                crop = crop_face(frame.image, det.box, det.keypoints, size=detector.image_size)
-                detector.predict(crop.image[None], batch_size=1)
     return time.perf_counter() - start
 
 
