@@ -61,20 +61,20 @@ class Followed:
 class FaceSearch:
     """Finds the faces of one video's sampled frames, in order; one instance per video (it follows faces).
 
-    :meth:`detect` returns what :meth:`FaceDetector.detect` would, in frame pixels. ``counts`` says how many full-frame
-    and region searches ran (the bench reports it).
+    :meth:`detect` returns what :meth:`FaceDetector.detect` would, in frame pixels. ``counts`` says how many
+    whole-frame and window searches ran.
     """
 
     def __init__(self, detector: FaceDetector, settings: SearchSettings | None = None):
         self.detector = detector
         self.settings = settings or SearchSettings()
         self.followed: list[Followed] = []
-        self.counts = {"full": 0, "region": 0}
+        self.counts = {"full": 0, "window": 0}
         self._since_full = 0
 
     def detect(self, image: np.ndarray, rotations: tuple[int, ...] = (0,)) -> list[Detection]:
-        """The faces in the next sampled frame. ``rotations`` are the frame turns to try (see
-        :meth:`FaceDetector.detect`); a window tries the turn its face was found in first."""
+        """The faces in the next sampled frame. ``rotations`` are the frame turns to try, in order (see
+        :meth:`FaceDetector.detect`), in a window as on the whole frame."""
         s = self.settings
         if s.full_every > 1 and self.followed and self._since_full < s.full_every - 1:
             found = self._search_windows(image, rotations)
@@ -103,7 +103,7 @@ class FaceSearch:
         frame instead)."""
         found: list[Detection] = []
         for face in self.followed:
-            self.counts["region"] += 1
+            self.counts["window"] += 1
             det = self._search_window(image, face, rotations)
             if det is None or any(iou(det.box, other.box) > 0.5 for other in found):
                 return None  # lost, or two followed faces converged on one: only the whole frame can tell
@@ -123,8 +123,8 @@ class FaceSearch:
         if window[2] - window[0] < 2 or window[3] - window[1] < 2:
             return None
         region = Region(window, face.side / s.level_range, face.side * s.level_range)
-        # the turns in the whole-frame search's order, so a face too unsure upright is judged as it would be there
-        turns = (face.rotation, *(r for r in rotations if r != face.rotation))
+        # the whole-frame search's turns, in its order, so a face too unsure upright is judged as it would be there
+        turns = rotations if face.rotation in rotations else (face.rotation, *rotations)
         candidates = self.detector.detect(image, turns, region=region)
         best = max(candidates, key=lambda d: iou(d.box, predicted), default=None)
         if best is None or iou(best.box, predicted) < s.min_iou:

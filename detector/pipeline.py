@@ -92,7 +92,7 @@ class ExtractedFaces:
     tracks: list[FaceTrack]
     warnings: list[str]
     seconds: dict
-    #: how many full-frame and region searches MTCNN ran (see :class:`detector.face_search.FaceSearch`)
+    #: how many whole-frame and window searches MTCNN ran (see :class:`detector.face_search.FaceSearch`)
     searches: dict = field(default_factory=dict)
 
 

@@ -165,8 +165,8 @@ def test_face_search_keeps_the_boxes_of_whole_frame_search(demo, tmp_path) -> No
     for clip in (upright, sideways):
         every = extract_faces(clip, faces, frames=24, search=SearchSettings(full_every=1))
         followed = extract_faces(clip, faces, frames=24, search=SearchSettings(full_every=8))
-        assert every.searches == {"full": 24, "region": 0}
-        assert followed.searches["full"] <= 6 and followed.searches["region"] >= 18, followed.searches
+        assert every.searches == {"full": 24, "window": 0}
+        assert followed.searches["full"] <= 6 and followed.searches["window"] >= 18, followed.searches
         assert [len(t.observations) for t in followed.tracks] == [len(t.observations) for t in every.tracks]
         for old, new in zip(every.tracks, followed.tracks):
             for a, b in zip(old.observations, new.observations):
