@@ -19,26 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.speed import naive_clip
 from detector import config, video
 from detector.batch import list_inputs, run
-from detector.faces import FaceDetector, crop_face
+from detector.errors import DetectorError
+from detector.faces import FaceDetector
 from detector.model import load_detector
 from detector.pipeline import ScanOptions
 
 
 def naive(files: list[Path], frames: int, detector) -> float:
-    """One frame at a time: decode, detect, crop, and score each crop alone (batch size 1)."""
-    faces = FaceDetector()
+    """One frame at a time: decode, detect (eager MTCNN on the whole frame), crop, and score each crop alone."""
+    faces = FaceDetector(compiled=False)
     start = time.perf_counter()
     for path in files:
         try:
-            info = video.probe(path)
-        except Exception:
+            naive_clip(path, frames, detector, faces)
+        except DetectorError:
             continue
-        for frame in video.iter_frames(info, frames):
-            for det in faces.detect(frame.image):
-                crop = crop_face(frame.image, det.box, det.keypoints, size=detector.image_size)
-                detector.predict(crop.image[None], batch_size=1)
     return time.perf_counter() - start
 
 

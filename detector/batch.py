@@ -47,7 +47,8 @@ def scan_settings(detector: Scorer, options: ScanOptions) -> dict:
             "threshold": options.threshold if options.threshold is not None else card.threshold,
             "frames": None if options.fps else options.frames, "fps": options.fps,
             "aggregation": options.aggregation, "max_faces": options.max_faces, "min_face": options.min_face,
-            "margin": options.margin, "gradcam": options.gradcam, "cam": options.cam_method,
+            "margin": options.margin, "full_detect_every": options.full_detect_every, "gradcam": options.gradcam,
+            "cam": options.cam_method,
             "trusted_signers": trust_fingerprint(options.trusted_signers)}
 
 
@@ -156,13 +157,14 @@ def _worker_init(options: ScanOptions, image_size: int) -> None:
 
 def _worker_extract(path: Path):
     """Decode + detect + crop + track one file in a worker; errors travel back as one-line messages."""
+    from .face_search import SearchSettings
     from .pipeline import extract_faces
 
     opts = _WORKER["options"]
     t0 = time.perf_counter()
     try:
         faces = extract_faces(path, _WORKER["faces"], opts.frames, opts.fps, opts.margin, _WORKER["size"],
-                              opts.max_faces)
+                              opts.max_faces, search=SearchSettings(full_every=opts.full_detect_every))
         return faces, None, time.perf_counter() - t0
     except DetectorError as exc:
         return None, str(exc), 0.0

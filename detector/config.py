@@ -14,6 +14,21 @@ FRAMES_PER_VIDEO = 32
 CROP_MARGIN = 1.3
 #: Frames are downscaled so their longer side is at most this before MTCNN (it is slow on big frames).
 DETECT_MAX_SIDE = 640
+#: Face search (see detector.face_search): MTCNN searches the whole frame on the first sampled frame, on every
+#: FULL_DETECT_EVERY-th one and whenever a followed face is not found again; in the frames between only a window
+#: REGION_MARGIN times a followed face's size around where it should be, in the pyramid levels made for faces between
+#: 1/LEVEL_RANGE and LEVEL_RANGE times its size. FULL_DETECT_EVERY = 1 searches every sampled frame whole (the
+#: previous release).
+FULL_DETECT_EVERY = 8
+REGION_MARGIN = 3.0
+LEVEL_RANGE = 3.0
+#: A face followed for two frames or more that a full-frame search misses is still looked for near where it should
+#: be for this many sampled frames (MTCNN misses a real face now and then).
+REGION_KEEP_MISSING = 2
+#: Stages of one scan overlap: this many frames are decoded ahead of face detection, and crops are scored in
+#: batches of STREAM_BATCH in a second thread while the next frames' faces are searched.
+DECODE_PREFETCH = 2
+STREAM_BATCH = 8
 #: Faces whose shorter box side (in original pixels) is smaller than this are ignored.
 MIN_FACE_SIZE = 40
 #: MTCNN confidence below which a detection is dropped.

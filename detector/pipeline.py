@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,8 +17,10 @@ import numpy as np
 
 from . import aggregate, config, video
 from .errors import DetectorError
+from .face_search import FaceSearch, SearchSettings
 from .faces import FaceDetector, FaceTrack, FaceTracker, Observation, crop_face
 from .inputs import MEDIA_SUFFIXES, find_media, result_name  # noqa: F401  (their home is detector.inputs)
+from .overlap import StreamScorer, prefetch
 from .provenance import Provenance, read_provenance
 from .scoring import Scorer
 
@@ -39,6 +42,11 @@ class ScanOptions:
     gradcam: bool = True
     cam_method: str = "gradcam++"
     gradcam_frames: int = config.GRADCAM_FRAMES
+    #: MTCNN searches the whole frame on every this-many-th sampled frame, between them only around the faces it
+    #: follows (see :mod:`detector.face_search`); 1 searches every frame whole, as the previous release did
+    full_detect_every: int = config.FULL_DETECT_EVERY
+    #: decode, face search and scoring of one video overlap in threads (see :mod:`detector.overlap`)
+    overlap: bool = True
     #: PEM text of the certificate authorities whose content-credential signers count as verified
     trusted_signers: str | None = None
 
@@ -84,45 +92,48 @@ class ExtractedFaces:
     tracks: list[FaceTrack]
     warnings: list[str]
     seconds: dict
+    #: how many whole-frame and window searches MTCNN ran (see :class:`detector.face_search.FaceSearch`)
+    searches: dict = field(default_factory=dict)
 
 
 def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | None = config.FRAMES_PER_VIDEO,
                   fps: float | None = None, margin: float = config.CROP_MARGIN, size: int = config.IMAGE_SIZE,
                   max_faces: int = config.MAX_FACES,
-                  progress: Callable[[int, int], None] | None = None) -> ExtractedFaces:
+                  progress: Callable[[int, int], None] | None = None, search: SearchSettings | None = None,
+                  on_observations: Callable[[list[Observation]], None] | None = None,
+                  prefetch_frames: int = config.DECODE_PREFETCH) -> ExtractedFaces:
     """Probe, stream the sampled frames, detect, crop and track faces. Shared by the scanner and training data prep,
-    so a model is trained on exactly the crops it will see. Raises :class:`InputError` for unusable files."""
+    so a model is trained on exactly the crops it will see. Raises :class:`InputError` for unusable files.
+
+    ``on_observations`` receives each frame's new observations as soon as they are cropped (the scanner scores them
+    meanwhile); ``prefetch_frames`` frames are decoded ahead in a thread. ``seconds["decode"]`` is the time spent
+    waiting for frames, so with prefetching it counts only the decoding that did not overlap the search.
+    """
     info = video.probe(path)
     frames_arg = None if fps else frames
     requested = len(video.sample_indices(info, frames_arg, fps))
     tracker = FaceTracker()
+    finder = FaceSearch(face_detector, search)
     summaries: list[dict] = []
     last_time, t_decode, t_faces = 0.0, 0.0, 0.0
     rotations = _RotationSearch()
-    frame_iter = video.iter_frames(info, frames_arg, fps)
-    while True:
-        t = time.perf_counter()
-        frame = next(frame_iter, None)
-        t_decode += time.perf_counter() - t
-        if frame is None:
-            break
-        last_time = frame.time
-        t = time.perf_counter()
-        detections = face_detector.detect(frame.image, rotations.order())
-        rotations.seen(detections)
-        observations = []
-        for det in detections:
-            crop = crop_face(frame.image, det.box, det.keypoints, margin, size)
-            # report boxes in displayed-video pixels even when a huge video was decoded downscaled
-            det.box = det.box / frame.scale
-            det.keypoints = det.keypoints / frame.scale
-            observations.append(Observation(frame.index, frame.time, det, crop.image, crop.keypoints,
-                                            angle=crop.angle))
-        tracker.update(observations)
-        t_faces += time.perf_counter() - t
-        summaries.append({"index": frame.index, "time": frame.time, "faces": len(detections)})
-        if progress:
-            progress(len(summaries), requested)
+    with closing(prefetch(video.iter_frames(info, frames_arg, fps), prefetch_frames)) as frame_iter:
+        while True:
+            t = time.perf_counter()
+            frame = next(frame_iter, None)
+            t_decode += time.perf_counter() - t
+            if frame is None:
+                break
+            last_time = frame.time
+            t = time.perf_counter()
+            observations = _faces_of(frame, finder, rotations, margin, size)
+            tracker.update(observations)
+            t_faces += time.perf_counter() - t
+            if on_observations:
+                on_observations(observations)
+            summaries.append({"index": frame.index, "time": frame.time, "faces": len(observations)})
+            if progress:
+                progress(len(summaries), requested)
     warnings = video.input_warnings(info) + video.check_complete(info, requested, len(summaries), last_time)
     tracks = tracker.result(max_faces)
     warnings += mark_counted_tracks(tracks, len(summaries), info.is_image, size)
@@ -130,12 +141,29 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
         warnings.append(f"faces were found only in frames turned by {', '.join(map(str, sorted(rotations.used)))} "
                         "degrees (footage filmed sideways or upside down without rotation metadata)")
     return ExtractedFaces(info=info, frames=summaries, tracks=tracks, warnings=warnings,
-                          seconds={"decode": t_decode, "faces": t_faces})
+                          seconds={"decode": t_decode, "faces": t_faces}, searches=dict(finder.counts))
+
+
+def _faces_of(frame: video.Frame, finder: FaceSearch, rotations: "_RotationSearch", margin: float,
+              size: int) -> list[Observation]:
+    """One frame's faces, aligned and cropped, with boxes in displayed-video pixels."""
+    detections = finder.detect(frame.image, rotations.order())
+    rotations.seen(detections)
+    observations = []
+    for det in detections:
+        crop = crop_face(frame.image, det.box, det.keypoints, margin, size)
+        # report boxes in displayed-video pixels even when a huge video was decoded downscaled
+        det.box = det.box / frame.scale
+        det.keypoints = det.keypoints / frame.scale
+        observations.append(Observation(frame.index, frame.time, det, crop.image, crop.keypoints, angle=crop.angle))
+    return observations
 
 
 class _RotationSearch:
-    """Which frame turns MTCNN tries: upright only, except in the first ``ROTATION_SEARCH_FRAMES`` frames without a
-    face or once a turn has found faces (then that turn first). Bounds the extra cost on face-less videos."""
+    """Which frame turns MTCNN tries. Upright only, except in the first ``ROTATION_SEARCH_FRAMES`` frames read
+    upright (with or without a face: a sideways face can fool MTCNN upright), or once a turn has found faces (then
+    that turn first). So an upright video pays for the search on a few frames at most, and a sideways one keeps
+    finding its faces."""
 
     def __init__(self, budget: int = config.ROTATION_SEARCH_FRAMES):
         self.budget = budget
@@ -149,10 +177,10 @@ class _RotationSearch:
         return (self.preferred, *rest)
 
     def seen(self, detections: list) -> None:
-        if detections:
-            self.preferred = detections[0].frame_rotation
-            if self.preferred:
-                self.used.add(self.preferred)
+        rotation = detections[0].frame_rotation if detections else 0
+        if rotation:
+            self.preferred = rotation
+            self.used.add(rotation)
         elif not self.used:
             self.budget -= 1
 
@@ -198,13 +226,27 @@ class Scanner:
         result = self.new_result(path, name)
         try:
             t0 = time.perf_counter()
-            faces = extract_faces(path, self.faces, self.options.frames, self.options.fps, self.options.margin,
-                                  self.detector.image_size, self.options.max_faces, progress)
-            self.score([faces])
+            faces = self.extract(path, progress)
             self.finish(result, faces, t0)
         except Exception as exc:
             self.fail(result, exc)
         return result
+
+    def extract(self, path: Path, progress: Callable[[int, int], None] | None = None) -> ExtractedFaces:
+        """One file's faces, scored. With ``options.overlap`` frames decode ahead and the model scores crops while
+        later frames are still searched; without it the stages run one after the other (the previous release)."""
+        opts = self.options
+        search = SearchSettings(full_every=opts.full_detect_every)
+        args = (path, self.faces, opts.frames, opts.fps, opts.margin, self.detector.image_size, opts.max_faces,
+                progress)
+        if not opts.overlap:
+            faces = extract_faces(*args, search=search, prefetch_frames=0)
+            self.score([faces])
+            return faces
+        with StreamScorer(self.detector, config.STREAM_BATCH, opts.batch_size) as scorer:
+            faces = extract_faces(*args, search=search, on_observations=scorer.add)
+            faces.seconds["model"] = scorer.finish()
+        return faces
 
     def new_result(self, path: Path, name: str | None = None) -> ScanResult:
         return ScanResult(path=str(path), name=name or result_name(path, None), verdict="error",

@@ -112,3 +112,25 @@ def test_a_sideways_clip_is_scored_like_the_upright_one(demo, tmp_path) -> None:
     assert len(turned) >= len(counted[0].observations) - 1
     assert any("turned by" in w for w in side.warnings)
     assert abs(side.score - up.score) < 0.1, (side.score, up.score)
+
+
+def test_turns_are_tried_on_a_few_frames_only_unless_one_finds_faces() -> None:
+    """An upright video (weak faces or none) pays for the search over turns on the first frames only; a sideways one
+    keeps its turn first."""
+    from detector.faces import Detection
+    from detector.pipeline import _RotationSearch
+
+    def found(rotation: int) -> list[Detection]:
+        return [Detection(np.zeros(4, np.float32), 0.95, np.zeros((5, 2), np.float32), frame_rotation=rotation)]
+
+    upright = _RotationSearch(budget=3)
+    for detections in (found(0), [], found(0)):
+        assert len(upright.order()) == 4
+        upright.seen(detections)
+    assert upright.order() == (0,)
+    sideways = _RotationSearch(budget=3)
+    sideways.seen(found(0))
+    sideways.seen(found(270))
+    for _ in range(5):
+        sideways.seen(found(270))
+        assert sideways.order()[0] == 270
