@@ -45,6 +45,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A valid 1-bit black PNG of any size in a few kilobytes (zlib squeezes the all-zero rows), built without
+    allocating the image, so huge resolutions are cheap to test."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes((width + 7) // 8)
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
 class ServerProcess:
     """``python app.py serve`` in a subprocess on a free localhost port; its output goes to a log file that failures
     print. ``start`` again after ``stop`` restarts it on the same data folder."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ffmpeg, run_app
+from conftest import ffmpeg, png_header_only, run_app
 from PIL import Image
 from skimage import data
 
@@ -67,22 +67,6 @@ def sideways(upright: np.ndarray, orientation: int, path: Path) -> Path:
     exif = Image.Exif()
     exif[0x0112] = orientation
     (image.transpose(stored[orientation]) if orientation != 1 else image).save(path, exif=exif.tobytes())
-    return path
-
-
-def png_header_only(path: Path, width: int, height: int) -> Path:
-    """A valid black 1-bit PNG of a forged size in a few kilobytes (see test_video)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    row = b"\x00" + bytes((width + 7) // 8)
-    packer = zlib.compressobj(9)
-    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
     return path
 
 

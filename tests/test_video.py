@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 import subprocess
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import ffmpeg
+from conftest import ffmpeg, png_header_only
 from PIL import Image, ImageOps
 from skimage import data
 
@@ -32,20 +30,6 @@ CODED_FRAMES = 50
 def encoders() -> str:
     """ffmpeg's encoder list: builds differ (Debian has x265 and vpx, others may not), so codec tests can skip."""
     return subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
-
-
-def png_header_only(path: Path, width: int, height: int) -> Path:
-    """A valid 1-bit black PNG of any size in a few kilobytes (zlib squeezes the all-zero rows), built without
-    allocating the image, so huge resolutions are cheap to test."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    row = b"\x00" + bytes((width + 7) // 8)
-    packer = zlib.compressobj(9)
-    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
-    return path
 
 
 @pytest.fixture(scope="module")
