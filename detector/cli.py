@@ -33,6 +33,12 @@ def program_name() -> str:
     return "app.py" if os.path.basename(sys.argv[0]) == "app.py" else COMMAND
 
 
+def add_verbose(p: argparse.ArgumentParser) -> None:
+    """The ``--verbose`` flag every subcommand shares (the libraries' log lines are hidden otherwise)."""
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
+
+
 def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
@@ -88,8 +94,7 @@ def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
                    help="scan inputs again even when RESULTS_DIR already holds their result.json")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    p.add_argument("--verbose", "-v", action="store_true",
-                   help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
+    add_verbose(p)
     return p
 
 
@@ -198,8 +203,7 @@ def serve_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p.add_argument("--keep-gb", type=float, default=config.KEEP_GB,
                    help=f"finished scans are kept only while they take at most this many GB together (default "
                         f"{config.KEEP_GB:g})")
-    p.add_argument("--verbose", "-v", action="store_true",
-                   help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
+    add_verbose(p)
     return p
 
 
@@ -246,8 +250,7 @@ def evaluate_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p.add_argument("--aggregation", choices=RULES, default=config.AGGREGATION,
                    help="how a face track's frames are pooled")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", "-v", action="store_true",
-                   help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
+    add_verbose(p)
     return p
 
 
