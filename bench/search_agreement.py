@@ -1,13 +1,16 @@
-"""Does following faces change what a scan finds? The previous release's face search (MTCNN on every sampled frame
-whole, eager) against the current one (whole frames only where needed, regions around followed faces between),
-with the shipped model, on labelled videos.
+"""Does the faster scan change what it finds? The previous release's decode and face search (every frame decoded,
+MTCNN on every sampled frame whole, eager) against the current ones (unreferenced frames not decoded, so a sample may
+be a frame or two later; whole frames only where needed, regions around followed faces between), with the shipped
+model, on labelled videos. ``--exact-frames`` decodes every frame in the current scan too, to see the face search's
+share of any change alone.
 
     python -m bench.search_agreement --labels ../shared/data/labeled/labels.csv [--json out.json]
 
 Per video: the video score both ways and its change, and the face tracks both ways. A track of the previous search
-is found again when a track of the new one has a box overlapping its box (IoU >= 0.5) in at least 80 % of the frames
-either of them was seen in. Prints the mean absolute score change and the track agreement; ``--json`` also writes
-every number. Grad-CAM is off (it does not change scores).
+is found again when a track of the new one has a box overlapping its box (IoU >= 0.5) in at least 80 % of the sampled
+frames either of them was seen in (frames are paired by their place in the sampling, not their number). Prints the
+mean absolute score change and the track agreement; ``--json`` also writes every number. Grad-CAM is off (it does not
+change scores).
 """
 
 from __future__ import annotations
@@ -34,19 +37,24 @@ MATCH_IOU = 0.5
 MATCH_SHARE = 0.8
 
 
-def same_track(a: FaceTrack, b: FaceTrack) -> bool:
-    boxes_a = {o.frame_index: o.detection.box for o in a.observations}
-    boxes_b = {o.frame_index: o.detection.box for o in b.observations}
+def same_track(a: FaceTrack, b: FaceTrack, place_a: dict[int, int], place_b: dict[int, int]) -> bool:
+    """``place_*`` maps a frame number to its place in that scan's sampled frames."""
+    boxes_a = {place_a[o.frame_index]: o.detection.box for o in a.observations}
+    boxes_b = {place_b[o.frame_index]: o.detection.box for o in b.observations}
     shared = sum(1 for f, box in boxes_a.items() if f in boxes_b and iou(box, boxes_b[f]) >= MATCH_IOU)
     return shared >= MATCH_SHARE * max(len(boxes_a), len(boxes_b))
 
 
-def matched(old: list[FaceTrack], new: list[FaceTrack]) -> int:
+def places(result) -> dict[int, int]:
+    return {frame["index"]: k for k, frame in enumerate(result.frames)}
+
+
+def matched(old: list[FaceTrack], new: list[FaceTrack], place_old: dict[int, int], place_new: dict[int, int]) -> int:
     """How many of ``old`` have a partner in ``new`` (each new track partners one old track at most)."""
     free = list(range(len(new)))
     count = 0
     for track in old:
-        partner = next((i for i in free if same_track(track, new[i])), None)
+        partner = next((i for i in free if same_track(track, new[i], place_old, place_new)), None)
         if partner is not None:
             free.remove(partner)
             count += 1
@@ -65,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", type=Path, required=True, help="labels.csv (path,label,...) beside the videos")
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--model", type=Path)
+    p.add_argument("--exact-frames", action="store_true", help="the current scan decodes every frame too")
     p.add_argument("--json", type=Path, help="write every number here")
     args = p.parse_args(argv)
     files = videos(args.labels)
@@ -72,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no videos listed in {args.labels}", file=sys.stderr)
         return 2
     detector = load_detector(args.model)
-    previous = Scanner(detector, ScanOptions(frames=args.frames, gradcam=False, full_detect_every=1, overlap=False),
-                       face_detector=FaceDetector(compiled=False))
-    current = Scanner(detector, ScanOptions(frames=args.frames, gradcam=False))
+    previous = Scanner(detector, ScanOptions(frames=args.frames, gradcam=False, full_detect_every=1, overlap=False,
+                                             exact_frames=True), face_detector=FaceDetector(compiled=False))
+    current = Scanner(detector, ScanOptions(frames=args.frames, gradcam=False, exact_frames=args.exact_frames))
     rows = []
     print(f"{'video':28s} {'previous':>8s} {'current':>8s} {'change':>7s}  tracks counted (prev/cur/matched)  "
           "all tracks (prev/cur/matched)  seconds (prev/cur)")
@@ -91,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         old_counted = [tr for tr in old.tracks if tr.counted]
         new_counted = [tr for tr in new.tracks if tr.counted]
+        at_old, at_new = places(old), places(new)
         row = {"video": path.name, "previous": old.score, "current": new.score,
                "change": abs(new.score - old.score), "verdict_same": old.verdict == new.verdict,
-               "counted": [len(old_counted), len(new_counted), matched(old_counted, new_counted)],
-               "tracks": [len(old.tracks), len(new.tracks), matched(old.tracks, new.tracks)],
+               "counted": [len(old_counted), len(new_counted), matched(old_counted, new_counted, at_old, at_new)],
+               "tracks": [len(old.tracks), len(new.tracks), matched(old.tracks, new.tracks, at_old, at_new)],
                "seconds": [round(t_old, 2), round(t_new, 2)]}
         rows.append(row)
         print(f"{path.name:28s} {old.score:8.4f} {new.score:8.4f} {row['change']:7.4f}  "

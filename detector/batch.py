@@ -48,7 +48,7 @@ def scan_settings(detector: Scorer, options: ScanOptions) -> dict:
             "frames": None if options.fps else options.frames, "fps": options.fps,
             "aggregation": options.aggregation, "max_faces": options.max_faces, "min_face": options.min_face,
             "margin": options.margin, "full_detect_every": options.full_detect_every, "gradcam": options.gradcam,
-            "cam": options.cam_method,
+            "cam": options.cam_method, "exact_frames": options.exact_frames,
             "trusted_signers": trust_fingerprint(options.trusted_signers)}
 
 
@@ -164,7 +164,8 @@ def _worker_extract(path: Path):
     t0 = time.perf_counter()
     try:
         faces = extract_faces(path, _WORKER["faces"], opts.frames, opts.fps, opts.margin, _WORKER["size"],
-                              opts.max_faces, search=SearchSettings(full_every=opts.full_detect_every))
+                              opts.max_faces, search=SearchSettings(full_every=opts.full_detect_every),
+                              exact_frames=opts.exact_frames)
         return faces, None, time.perf_counter() - t0
     except DetectorError as exc:
         return None, str(exc), 0.0

@@ -54,6 +54,9 @@ def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     sampling.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
                           help=f"frames sampled per video, evenly spaced (default {config.FRAMES_PER_VIDEO})")
     sampling.add_argument("--fps", type=float, help="sample this many frames per second instead of --frames")
+    p.add_argument("--exact-frames", action="store_true",
+                   help="decode every frame and take exactly the evenly spaced ones (slower; by default frames no "
+                        "other frame refers to are skipped, so a sample may be a frame or two later)")
     p.add_argument("--threshold", type=float, help="fake-probability threshold (default: the model card's)")
     p.add_argument("--max-faces", type=int, default=config.MAX_FACES,
                    help=f"face tracks kept per video (default {config.MAX_FACES})")
@@ -319,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
                                      show_progress=not args.quiet, rule=args.aggregation)
         options = ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
                               min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
-                              gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted)
+                              gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted,
+                              exact_frames=args.exact_frames)
         outcome = run_on_ray(args, options) if args.engine == "ray" else run_locally(args, options, detector)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)

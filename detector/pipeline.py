@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ class ScanOptions:
     full_detect_every: int = config.FULL_DETECT_EVERY
     #: decode, face search and scoring of one video overlap in threads (see :mod:`detector.overlap`)
     overlap: bool = True
+    #: decode every frame and take exactly the evenly spaced ones; by default a video's unreferenced frames are not
+    #: decoded and a sample may be the next decoded frame (see :func:`detector.video.iter_frames`)
+    exact_frames: bool = False
     #: PEM text of the certificate authorities whose content-credential signers count as verified
     trusted_signers: str | None = None
 
@@ -101,13 +105,14 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
                   max_faces: int = config.MAX_FACES,
                   progress: Callable[[int, int], None] | None = None, search: SearchSettings | None = None,
                   on_observations: Callable[[list[Observation]], None] | None = None,
-                  prefetch_frames: int = config.DECODE_PREFETCH) -> ExtractedFaces:
+                  prefetch_frames: int = config.DECODE_PREFETCH, exact_frames: bool = False) -> ExtractedFaces:
     """Probe, stream the sampled frames, detect, crop and track faces. Shared by the scanner and training data prep,
     so a model is trained on exactly the crops it will see. Raises :class:`InputError` for unusable files.
 
     ``on_observations`` receives each frame's new observations as soon as they are cropped (the scanner scores them
     meanwhile); ``prefetch_frames`` frames are decoded ahead in a thread. ``seconds["decode"]`` is the time spent
     waiting for frames, so with prefetching it counts only the decoding that did not overlap the search.
+    ``exact_frames`` decodes every frame to take exactly :func:`detector.video.sample_indices`' frames.
     """
     info = video.probe(path)
     frames_arg = None if fps else frames
@@ -117,7 +122,8 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
     summaries: list[dict] = []
     last_time, t_decode, t_faces = 0.0, 0.0, 0.0
     rotations = _RotationSearch()
-    with closing(prefetch(video.iter_frames(info, frames_arg, fps), prefetch_frames)) as frame_iter:
+    with closing(prefetch(video.iter_frames(info, frames_arg, fps, reference_only=False if exact_frames else None),
+                          prefetch_frames)) as frame_iter:
         while True:
             t = time.perf_counter()
             frame = next(frame_iter, None)
@@ -221,15 +227,21 @@ class Scanner:
 
     def scan(self, path: str | Path, name: str | None = None,
              progress: Callable[[int, int], None] | None = None) -> ScanResult:
-        """Scan one file; input problems come back as a result with verdict ``error``, never as an exception."""
+        """Scan one file; input problems come back as a result with verdict ``error``, never as an exception.
+
+        The file's provenance (content credentials, metadata markers: an ffprobe and a file read, mostly waiting) is
+        read in a thread while its frames are decoded and searched."""
         path = Path(path)
-        result = self.new_result(path, name)
-        try:
-            t0 = time.perf_counter()
-            faces = self.extract(path, progress)
-            self.finish(result, faces, t0)
-        except Exception as exc:
-            self.fail(result, exc)
+        with ThreadPoolExecutor(1, thread_name_prefix="provenance") as pool:
+            provenance = pool.submit(read_provenance, path, self.options.trusted_signers)
+            result = self.new_result(path, name, with_provenance=False)
+            try:
+                t0 = time.perf_counter()
+                faces = self.extract(path, progress)
+                self.finish(result, faces, t0)
+            except Exception as exc:
+                self.fail(result, exc)
+            result.provenance = provenance.result()
         return result
 
     def extract(self, path: Path, progress: Callable[[int, int], None] | None = None) -> ExtractedFaces:
@@ -240,17 +252,20 @@ class Scanner:
         args = (path, self.faces, opts.frames, opts.fps, opts.margin, self.detector.image_size, opts.max_faces,
                 progress)
         if not opts.overlap:
-            faces = extract_faces(*args, search=search, prefetch_frames=0)
+            faces = extract_faces(*args, search=search, prefetch_frames=0, exact_frames=opts.exact_frames)
             self.score([faces])
             return faces
         with StreamScorer(self.detector, config.STREAM_BATCH, opts.batch_size) as scorer:
-            faces = extract_faces(*args, search=search, on_observations=scorer.add)
+            faces = extract_faces(*args, search=search, on_observations=scorer.add, exact_frames=opts.exact_frames)
             faces.seconds["model"] = scorer.finish()
         return faces
 
-    def new_result(self, path: Path, name: str | None = None) -> ScanResult:
+    def new_result(self, path: Path, name: str | None = None, with_provenance: bool = True) -> ScanResult:
+        """An ``error`` result for ``path`` until :meth:`finish` fills it, with the file's provenance read unless
+        ``with_provenance`` is false (the caller reads it)."""
+        provenance = read_provenance(path, self.options.trusted_signers) if with_provenance else None
         return ScanResult(path=str(path), name=name or result_name(path, None), verdict="error",
-                          threshold=self.threshold, provenance=read_provenance(path, self.options.trusted_signers))
+                          threshold=self.threshold, provenance=provenance)
 
     @staticmethod
     def fail(result: ScanResult, exc: BaseException) -> ScanResult:

@@ -17,6 +17,7 @@ import re
 import threading
 import warnings
 from collections import deque
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Iterator
@@ -24,7 +25,12 @@ from typing import IO, Iterator
 import ffmpeg
 import numpy as np
 
-from .config import FRAMES_PER_VIDEO, MAX_PIXELS, MIN_DECODED_FRACTION
+try:
+    import fcntl
+except ImportError:  # Windows: pipes keep their size
+    fcntl = None  # type: ignore[assignment]
+
+from .config import FRAMES_PER_VIDEO, MAX_PIXELS, MIN_DECODED_FRACTION, REFERENCE_DECODE_MIN_STEP
 from .errors import InputError
 from .inputs import missing_reason, not_regular_reason
 
@@ -49,6 +55,8 @@ class VideoInfo:
 
     ``orientation`` is a still's EXIF orientation (1-8; 1 when it has none). ``palette_quantized`` flags GIFs and
     8-bit palette images: their colour quantization weakens the verdict (see :func:`input_warnings`).
+    ``variable_rate`` says the stream's average frame rate is not its base rate (variable-frame-rate video, e.g. from
+    phones), where a frame's time does not tell its number.
     """
 
     path: str
@@ -65,6 +73,7 @@ class VideoInfo:
     bit_rate: int | None = None
     orientation: int = 1
     palette_quantized: bool = False
+    variable_rate: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -234,7 +243,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     orientation = _exif_orientation(p) if is_image else 1
     if orientation >= 5:
         width, height = height, width
-    fps = _parse_rate(stream.get("avg_frame_rate")) or _parse_rate(stream.get("r_frame_rate"))
+    base_fps = _parse_rate(stream.get("r_frame_rate"))
+    fps = _parse_rate(stream.get("avg_frame_rate")) or base_fps
+    variable_rate = bool(base_fps and fps and abs(base_fps - fps) > 0.01 * base_fps)
     duration = _float(stream.get("duration")) or _float(fmt.get("duration"))
     nb_frames = int(_float(stream.get("nb_frames")))
     if is_image:
@@ -265,6 +276,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         bit_rate=int(bit_rate) if bit_rate and str(bit_rate).isdigit() else None,
         orientation=orientation,
         palette_quantized=stream.get("codec_name") == "gif" or stream.get("pix_fmt") == "pal8",
+        variable_rate=variable_rate and not is_image,
     )
 
 
@@ -319,16 +331,66 @@ def decode_size(info: VideoInfo, max_side: int = DECODE_MAX_SIDE) -> tuple[int, 
     return w, h
 
 
+def _reference_select_expr(fps: float, step: float, offset: float) -> str:
+    """ffmpeg select expression for a stream decoded without its unreferenced frames, where the frame numbers ``n``
+    no longer count the stream's frames: a frame's position is its time times the frame rate, and the k-th sample
+    (k kept in the expression's variable 0) is the first decoded frame at or after the k-th of
+    :func:`sample_indices` (half a frame of timestamp jitter allowed), so a stream whose frames are all decoded gives
+    exactly those frames."""
+    return f"if(gte(t*{fps:.6f}+0.5,ceil({offset:.6f}+ld(0)*{step:.6f})),st(0,ld(0)+1)*0+1,0)"
+
+
 def iter_frames(info: VideoInfo, frames: int | None = None, fps: float | None = None,
-                max_side: int = DECODE_MAX_SIDE) -> Iterator[Frame]:
-    """Yield the sampled frames one at a time from a single ffmpeg process.
+                max_side: int = DECODE_MAX_SIDE, reference_only: bool | None = None) -> Iterator[Frame]:
+    """Yield the sampled frames one at a time.
 
     ffmpeg applies a video's display rotation itself (autorotate), then the select filter keeps only the sampled
     frames, so the pipe carries exactly those; showinfo logs each one's timestamp, which becomes :attr:`Frame.time`.
-    A still is decoded as stored and turned by :func:`orient`. Raises :class:`InputError` when ffmpeg fails before
-    the first frame.
+    A still is decoded as stored and turned by :func:`orient`. Raises :class:`InputError` when nothing decodes.
+
+    ``reference_only`` (by default: when samples are ``REFERENCE_DECODE_MIN_STEP`` frames apart or more and the
+    frame rate is constant, so a frame's time gives its number) decodes
+    without the unreferenced frames, which nothing else needs: about a third of ffmpeg's work on a typical H.264
+    clip. A sample is then the first decoded frame at or after its position in :func:`sample_indices` (its
+    :attr:`Frame.index` is its own, from its timestamp). Should that pass run late (a decoded frame
+    reaching the next sample's position: runs of unreferenced frames longer than the samples' spacing) or end short
+    (a truncated file), a full decode supplies the samples still owed, at their exact positions.
+    ``reference_only=False`` gives exactly the frames :func:`sample_indices` lists.
     """
-    indices = sample_indices(info, frames, fps)
+    if info.is_image:
+        yield from _decode(info, max_side, None, [0])
+        return
+    step, offset, count = _sampling(info, frames, fps)
+    if reference_only is None:
+        reference_only = step >= REFERENCE_DECODE_MIN_STEP and not info.variable_rate
+    produced = 0
+    if reference_only:
+        targets = sample_indices(info, frames, fps)
+        try:
+            with closing(_decode(info, max_side, _reference_select_expr(info.fps, step, offset), None, count,
+                                 skip_frame="noref")) as decoded:
+                for frame in decoded:
+                    if produced + 1 < count and frame.index >= targets[produced + 1]:
+                        break  # running late (reference frames sparser than the samples): decode the rest fully
+                    produced += 1
+                    yield frame
+        except InputError:  # nothing decoded this way: the full decode below gives the verdict on the file
+            pass
+        if produced >= count:
+            return
+    # the samples still owed; each one given so far came before the next one's position, so these all come later
+    offset, count = offset + produced * step, count - produced
+    indices = [int(math.ceil(offset + k * step)) for k in range(count)]
+    with closing(_decode(info, max_side, _select_expr(step, offset), indices, fail=produced == 0)) as decoded:
+        yield from decoded
+
+
+def _decode(info: VideoInfo, max_side: int, select: str | None, indices: list[int] | None, count: int | None = None,
+            skip_frame: str | None = None, fail: bool = True) -> Iterator[Frame]:
+    """One ffmpeg process that pipes the frames ``select`` keeps (all when None), at most ``count``. ``indices`` are
+    their frame numbers in order; None takes each frame's number from its timestamp. With ``fail``, a stream that
+    yields nothing raises :class:`InputError` with ffmpeg's reason."""
+    count = len(indices) if indices is not None else count
     width, height = decode_size(info, max_side)
     stored_w, stored_h = (height, width) if info.orientation >= 5 else (width, height)
     input_args: dict = {}
@@ -336,40 +398,60 @@ def iter_frames(info: VideoInfo, frames: int | None = None, fps: float | None = 
         input_args["noautorotate"] = None
         if info.container == "image2":
             input_args["pattern_type"] = "none"
-    video = ffmpeg.input(ffmpeg_url(info.path), **input_args).video
-    if not info.is_image:
-        step, offset, _ = _sampling(info, frames, fps)
-        video = video.filter("select", _select_expr(step, offset))
-    video = video.filter("showinfo").filter("scale", stored_w, stored_h)
-    out = video.output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="passthrough",
-                       **{"frames:v": len(indices)})
+    if skip_frame:
+        input_args["skip_frame"] = skip_frame
+    stream = ffmpeg.input(ffmpeg_url(info.path), **input_args).video
+    if select is not None:
+        stream = stream.filter("select", select)
+    stream = stream.filter("showinfo").filter("scale", stored_w, stored_h)
+    out = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="passthrough", **{"frames:v": count})
     try:
         process = out.global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info").run_async(
             pipe_stdout=True, pipe_stderr=True)
     except FileNotFoundError:
         raise InputError("ffmpeg not found: install ffmpeg (e.g. apt-get install ffmpeg)") from None
+    _widen_pipe(process.stdout)
     log = _FfmpegLog(process.stderr)
     log.start()
     frame_bytes = stored_w * stored_h * 3
     scale = width / info.width
     produced = 0
     try:
-        for index in indices:
+        for k in range(count):
             buf = _read_exact(process.stdout, frame_bytes)
             if buf is None:
                 break
             image = np.frombuffer(buf, np.uint8).reshape(stored_h, stored_w, 3)
             if info.orientation != 1:
                 image = np.ascontiguousarray(orient(image, info.orientation))
+            pts_time = log.next_time()
+            if indices is not None:
+                index = indices[k]
+            elif pts_time is not None and info.fps:
+                index = int(round(pts_time * info.fps))
+            else:
+                index = int(round(k * (info.frame_count / count)))
             produced += 1
-            yield Frame(index=index, time=_frame_time(info, index, log.next_time()), image=image, scale=scale)
+            yield Frame(index=index, time=_frame_time(info, index, pts_time), image=image, scale=scale)
     finally:
         process.stdout.close()
         process.wait()
         log.join()
         process.stderr.close()
-    if produced == 0:
+    if produced == 0 and fail:
         raise InputError(f"{info.path}: could not decode any frame ({log.message(info.path)})")
+
+
+def _widen_pipe(pipe: IO[bytes], size: int = 1 << 20) -> None:
+    """Give the frame pipe a 1 MiB buffer (Linux: the most an unprivileged process may ask) instead of 64 KiB, so a
+    1080p frame (6 MB) crosses in a few writes rather than a hundred; elsewhere, or when refused, it stays as it is."""
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl else None
+    if setpipe is None:
+        return
+    try:
+        fcntl.fcntl(pipe.fileno(), setpipe, size)
+    except OSError:
+        pass
 
 
 def _frame_time(info: VideoInfo, index: int, pts_time: float | None) -> float:

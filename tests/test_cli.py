@@ -72,3 +72,33 @@ def test_usage_names_the_program_it_runs_as(monkeypatch: pytest.MonkeyPatch) -> 
     assert cli.program_name() == "deepfake-detector"
     assert cli.serve_parser("deepfake-detector").format_usage().startswith("usage: deepfake-detector serve")
     assert f"(default {config.FRAMES_PER_VIDEO})" in cli.evaluate_parser().format_help()
+
+
+def test_exact_frames_reaches_the_scan_options_and_the_resume_settings(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--exact-frames`` changes which frames are judged, so the scan gets it and a folder rerun does not reuse
+    results made without it."""
+    from detector import batch
+    from detector.errors import DetectorError
+    from detector.pipeline import ScanOptions
+
+    seen: list[ScanOptions] = []
+
+    def run_locally(args, options: ScanOptions, detector) -> None:
+        seen.append(options)
+        raise DetectorError("stopped after the options were made")
+
+    monkeypatch.setattr(cli, "check_inputs", lambda args: None)
+    monkeypatch.setattr(cli, "open_detector", lambda args: None)
+    monkeypatch.setattr(cli, "run_locally", run_locally)
+    for flag in ([], ["--exact-frames"]):
+        assert cli.main(["--input", str(tmp_path / "clip.mp4"), "--output", str(tmp_path / "out"), *flag]) == 2
+    assert [o.exact_frames for o in seen] == [False, True]
+
+    class Card:
+        version, backbone, threshold = "1", "mobilenetv2", 0.5
+
+    class Model:
+        card, fingerprint = Card(), "abc"
+
+    assert batch.scan_settings(Model(), seen[0]) != batch.scan_settings(Model(), seen[1])

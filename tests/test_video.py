@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -51,7 +52,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_video(coded, m["coded.mkv"], fps=25, codec="ffv1")
     ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(m["audio.m4a"]))
     data = m["clip.mp4"].read_bytes()
-    m["truncated.mp4"].write_bytes(data[: len(data) // 2])
+    m["truncated.mp4"].write_bytes(data[: len(data) * 2 // 5])
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=200x100", "-frames:v", "1", str(m["still.png"]))
     return m
 
@@ -119,6 +120,68 @@ def test_only_the_sampled_frames_are_decoded(media: dict[str, Path], frames: int
     assert [int(f.image[0, 0, 0]) for f in got] == [i * CODE_STEP for i in expected]
     assert all(f.time == pytest.approx(f.index / 25.0, abs=1e-3) for f in got)
     assert all(f.image.shape == (48, 64, 3) and f.image.dtype == np.uint8 for f in got)
+
+
+@pytest.fixture(scope="module")
+def b_frame_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """The index-coded frames as H.264 in a fixed pattern of one reference frame (I or P) then ``b``
+    unreferenced B-frames, for b = 3 (a common encoder setting) and 7 (runs longer than the sampling step)."""
+    folder = tmp_path_factory.mktemp("bframes")
+    clips = {}
+    for b in (3, 7):
+        coded = (np.full((48, 64, 3), i * CODE_STEP, np.uint8) for i in range(CODED_FRAMES))
+        clips[b] = write_video(coded, folder / f"coded_b{b}.mp4", fps=25, qp=4,
+                               **{"x264-params": f"bframes={b}:b-adapt=0:b-pyramid=none:keyint=250"})
+    return clips
+
+
+def coded_index(frame: video.Frame) -> int:
+    """Which frame of the index-coded clip this is, from its pixels (coded at a high quality: within 2 levels)."""
+    return int(round(float(frame.image[..., 0].mean()) / CODE_STEP))
+
+
+def test_unreferenced_frames_are_not_decoded_and_samples_move_to_the_next_decoded_frame(
+        b_frame_clips: dict[int, Path]) -> None:
+    """Every 4th frame is a reference frame: sampled 8 of 50 (6.25 frames apart), each sample is the first reference
+    frame at or after its evenly spaced position, and says which frame it is (its number, its time, its pixels)."""
+    info = video.probe(b_frame_clips[3])
+    assert not info.variable_rate
+    targets = video.sample_indices(info, frames=8)
+    got = list(video.iter_frames(info, frames=8))
+    assert len(got) == len(targets)
+    assert [f.index for f in got] == [4 * math.ceil(t / 4) for t in targets]
+    assert [coded_index(f) for f in got] == [f.index for f in got]
+    assert all(f.time == pytest.approx(f.index / 25.0, abs=1e-3) for f in got)
+    exact = list(video.iter_frames(info, frames=8, reference_only=False))
+    assert [f.index for f in exact] == targets == [coded_index(f) for f in exact]
+
+
+def test_a_reference_pass_that_runs_late_midway_hands_over_without_losing_a_sample(
+        b_frame_clips: dict[int, Path]) -> None:
+    """Reference frames 8 apart, samples about 7 apart: the first samples come from the next reference frame, until
+    one (frame 32) would reach the next sample's position; from there a full decode gives the exact samples."""
+    info = video.probe(b_frame_clips[7])
+    assert video.sample_indices(info, frames=7) == [4, 11, 18, 25, 32, 39, 46]
+    got = list(video.iter_frames(info, frames=7))
+    assert [f.index for f in got] == [8, 16, 24, 25, 32, 39, 46]
+    assert [coded_index(f) for f in got] == [f.index for f in got]
+
+
+def test_dense_sampling_decodes_every_frame(b_frame_clips: dict[int, Path]) -> None:
+    """Samples closer than REFERENCE_DECODE_MIN_STEP frames would share decoded frames: every frame is decoded."""
+    info = video.probe(b_frame_clips[3])
+    targets = video.sample_indices(info, frames=20)
+    assert [coded_index(f) for f in video.iter_frames(info, frames=20)] == targets
+
+
+def test_reference_frames_sparser_than_the_samples_still_give_every_sample(b_frame_clips: dict[int, Path]) -> None:
+    """Reference frames 8 apart, samples 5 apart: the reference pass runs late at once, and a full decode supplies
+    every sample at its exact position, with no false 'truncated' shortfall."""
+    info = video.probe(b_frame_clips[7])
+    got = list(video.iter_frames(info, frames=10))
+    assert [f.index for f in got] == video.sample_indices(info, frames=10)
+    assert [coded_index(f) for f in got] == [f.index for f in got]
+    assert all(f.time == pytest.approx(f.index / 25.0, abs=1e-3) for f in got)
 
 
 def test_still_image_is_one_frame(media: dict[str, Path]) -> None:
@@ -198,7 +261,7 @@ def cut(source: Path, target: Path, share: float) -> Path:
 
 
 def test_truncated_mp4_is_refused_when_too_little_decodes(media: dict[str, Path]) -> None:
-    """A faststart mp4 cut in half still probes as full length; the frame count check catches it, and under half
+    """A faststart mp4 cut at 40 % still probes as full length; the frame count check catches it, and under half
     of the sampled frames is too little to judge."""
     info = video.probe(media["truncated.mp4"])
     assert info.frame_count == 50
@@ -239,6 +302,7 @@ def test_frame_times_are_the_decoded_timestamps_of_variable_frame_rate_video(tmp
            "-pix_fmt", "yuv420p", str(path))
     info = video.probe(path)
     assert info.frame_count == 15 and info.fps < 5  # the average rate is far from the first frames' 30 fps
+    assert info.variable_rate  # so frames are counted by decoding them all, not from their times
     expected = [round(i / 30, 3) for i in range(7)] + [round(0.2 + 0.5 * (i - 6), 3) for i in range(7, 15)]
     frames = list(video.iter_frames(info, frames=15))
     assert [f.index for f in frames] == list(range(15))
