@@ -96,7 +96,11 @@ class Detector:
         if self.keras_model is not None:
             if self._predict_fn is None:
                 model = self.keras_model
-                self._predict_fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+                # one graph for every batch size: traced once, where a shape-keyed function traced the first batch
+                # (say 8 crops), then again for the next size (the last, smaller batch), about 0.5 s each
+                size = self.image_size
+                self._predict_fn = tf.function(lambda x: model(x, training=False), input_signature=[
+                    tf.TensorSpec((None, size, size, 3), tf.float32)])
             return np.asarray(self._predict_fn(batch)).reshape(-1)
         result = self._signature(**{INPUT_NAME: batch})
         return np.asarray(result[OUTPUT_NAME]).reshape(-1)
