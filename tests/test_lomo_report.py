@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.lomo_report import lomo_figures, markdown, threshold_at_fpr, tpr_at_fpr
+from training.lomo_report import lomo_figures, markdown, mix_markdown, mix_table, mixed, threshold_at_fpr, tpr_at_fpr
 
 
 def test_threshold_at_fpr_calls_at_most_that_share_of_reals_fake() -> None:
@@ -49,3 +49,35 @@ def test_lomo_figures_pool_reals_across_folds_and_report_drops() -> None:
 
 def test_lomo_figures_near_chance_without_signal() -> None:
     assert abs(lomo_figures(_log(separation=0.0), n_bootstrap=0)["as_is"]["pooled"]["roc_auc"] - 0.5) < 0.2
+
+
+def _mixed_log() -> dict:
+    """Fold models scored as trained (good separation) and mixed back halfway (some) and fully (none)."""
+    log = _log(separation=0.5)
+    for fold, sep_half, sep_none in zip(log["folds"], (0.25, 0.25), (0.0, 0.0)):
+        fold["eval_video_auc"] = 0.6
+        fold["mix"] = {}
+        for key, sep, auc in (("0.0", sep_none, 0.9), ("0.5", sep_half, 0.8)):
+            fold["mix"][key] = {"scores": {k: {**v, "score": v["score"] - (0.5 - sep) * v["label"]}
+                                           for k, v in fold["scores"].items()}, "eval_video_auc": auc}
+    log["final"] = {"eval_video_auc": 0.55, "mix_eval_video_auc": {"0.0": 0.9, "0.5": 0.85}}
+    return log
+
+
+def test_mix_table_has_a_row_per_mix_and_the_trained_models() -> None:
+    rows = mix_table(_mixed_log())
+    assert [r["mix"] for r in rows] == [0.0, 0.5, 1.0]
+    aucs = [r["pooled"]["roc_auc"] for r in rows]
+    assert aucs[0] < aucs[1] < aucs[2]  # the figures follow each mix's own scores
+    assert [r["eval_video_auc_fold_mean"] for r in rows] == [0.9, 0.8, 0.6]
+    assert [r["eval_video_auc_final"] for r in rows] == [0.9, 0.85, 0.55]
+    assert "| 0.5 |" in mix_markdown(rows)
+
+
+def test_mixed_swaps_in_a_mix_scores_and_refuses_one_not_scored() -> None:
+    log = _mixed_log()
+    assert mixed(log, None) is log
+    half = mixed(log, 0.5)
+    assert half["folds"][0]["scores"] is log["folds"][0]["mix"]["0.5"]["scores"]
+    with pytest.raises(ValueError, match="not scored at mix 0.25"):
+        mixed(log, 0.25)

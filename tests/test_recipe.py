@@ -4,6 +4,9 @@ same-footage pairs from one group, held-out methods never drawn, and reproducibl
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,6 +15,8 @@ import pytest
 from skimage import data
 
 from training import recipe
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FACE_KPS = [[85, 100], [139, 100], [112, 130], [90, 160], [134, 160]]
 
@@ -75,3 +80,72 @@ def test_video_scores_use_the_scanners_rule() -> None:
              {"item": "v", "track": 1, "counted": False}]
     scores = recipe.video_scores(crops, np.array([0.2, 0.4, 0.99]), {"v"})
     assert scores == {"v": pytest.approx(0.3)}  # the uncounted track's 0.99 does not decide
+
+
+def test_mix_weights_runs_from_the_initial_to_the_trained_model() -> None:
+    initial = [np.zeros((2, 3), np.float32), np.full(4, 2.0, np.float32), np.array([7], np.int64)]
+    trained = [np.ones((2, 3), np.float32), np.full(4, 4.0, np.float32), np.array([9], np.int64)]
+    for alpha, expect in ((0.0, 0.0), (0.25, 0.25), (1.0, 1.0)):
+        mixed = recipe.mix_weights(initial, trained, alpha)
+        assert np.allclose(mixed[0], expect) and np.allclose(mixed[1], 2.0 + 2.0 * expect)
+        assert mixed[0].dtype == np.float32 and mixed[2][0] == 9  # counters are not averaged
+    with pytest.raises(ValueError, match="shapes differ"):
+        recipe.mix_weights(initial, [np.ones((3, 2), np.float32), *trained[1:]], 0.5)
+    assert recipe.parse_mixes("0, 0.5,1") == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        recipe.parse_mixes("0.5,1.5")
+
+
+def test_freeze_until_freezes_that_layer_and_everything_before_it() -> None:
+    import keras
+
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(3, name="early")(inputs)
+    x = keras.layers.BatchNormalization(name="early_bn")(x)
+    outputs = keras.layers.Dense(1, name="late")(x)
+    model = keras.Model(inputs, outputs)
+    assert recipe.freeze_until(model, "early_bn") == 3  # the input layer, early, early_bn
+    assert [layer.trainable for layer in model.layers] == [False, False, False, True]
+    assert len(model.trainable_weights) == 2  # only late's kernel and bias train
+    with pytest.raises(ValueError, match="no layer named 'block_99'"):
+        recipe.freeze_until(model, "block_99")
+
+
+@pytest.mark.slow
+def test_recipe_runs_with_weight_mixes_and_a_frozen_backbone_and_exports_a_mix(pack: Path, tmp_path: Path) -> None:
+    """The whole chain on the tiny pack, as a GPU run would go: folds scored as trained and mixed back, the report
+    of a mix, and its export, whose weights are that mix of the initial and trained ones."""
+    import keras
+
+    from detector.classifier import DeepfakeClassifier
+    from training import export, lomo_report
+
+    init, run, model_root = tmp_path / "init.keras", tmp_path / "run", tmp_path / "model"
+    DeepfakeClassifier("mobilenetv2", weights=None).save(init)
+    cmd = [sys.executable, "-m", "training.recipe", "--pack", str(pack), "--init", str(init), "--out", str(run),
+           "--batch-size", "4", "--fold-steps", "2", "--final-steps", "2", "--curve-points", "1", "--workers", "1",
+           "--lr", "0.01", "--mix", "0,0.5", "--freeze-until", "mbv2_block05_add"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = json.loads((run / "recipe_log.json").read_text())
+    assert [f["method"] for f in log["folds"]] == ["swap", "talk"] and log["frozen_layers"] > 40
+    for fold in log["folds"]:
+        assert set(fold["mix"]) == {"0.0", "0.5"}
+        assert set(fold["mix"]["0.5"]["scores"]) == set(fold["scores"])
+    # mix 0 is the initial model in both folds: the same scores for the reals both folds hold out
+    assert set(log["final"]["mix_eval_video_auc"]) == {"0.0", "0.5"}
+    assert lomo_report.main(["--run", str(run), "--mix", "0.5"]) == 0
+    assert json.loads((run / "summary.json").read_text())["weight_mix"] == 0.5 and (run / "mix.md").is_file()
+    assert export.main(["--checkpoint", str(init), "--weights", str(run / "final.weights.h5"), "--run", str(run),
+                        "--mix", "0.25", "--out", str(model_root)]) == 2  # the summary is for mix 0.5
+    assert export.main(["--checkpoint", str(init), "--weights", str(run / "final.weights.h5"), "--run", str(run),
+                        "--mix", "0.5", "--out", str(model_root)]) == 0
+    exported = keras.models.load_model(model_root / "model.keras", compile=False)
+    start = keras.models.load_model(init, compile=False)
+    trained = keras.models.load_model(init, compile=False)
+    trained.load_weights(run / "final.weights.h5")
+    head = [w.path for w in exported.weights].index(exported.head.kernel.path)
+    expect = 0.5 * start.get_weights()[head] + 0.5 * trained.get_weights()[head]
+    assert not np.allclose(start.get_weights()[head], trained.get_weights()[head])  # the head did train
+    assert np.allclose(exported.get_weights()[head], expect, atol=1e-6)

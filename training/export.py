@@ -22,6 +22,7 @@ import keras
 from detector import config
 from detector.model import export_model
 from detector.scoring import ModelCard
+from training.recipe import mix_weights
 
 
 def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: str = "") -> ModelCard:
@@ -31,12 +32,15 @@ def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: s
     training = {k: run_summary.get(k) for k in (
         "backbone", "weights", "mode", "image_size", "epochs", "steps_per_epoch", "batch_size", "lr", "seed",
         "landmarks", "train_crops", "train_groups", "images_seen", "seconds", "data", "command", "best", "machine",
-        "images_seen_this_run", "backend", "h264_augmentation", "leave_one_method_out", "curve")}
+        "images_seen_this_run", "backend", "h264_augmentation", "leave_one_method_out", "curve", "weight_mix")}
     if run_summary.get("mode") == "recipe":
         description = (f"{run_summary['backbone']} ({run_summary.get('weights') or 'random init'} start) fine-tuned "
                        "on real fakes of labeled_pool and self-blended images of real faces, with codec damage on "
                        "both classes (training.recipe); leave-one-method-out figures under "
                        "training.leave_one_method_out.")
+        if float(run_summary.get("weight_mix", 1.0)) != 1.0:
+            description += (f" Its weights are {run_summary['weight_mix']:g} of the fine-tuned ones and the rest of "
+                            "the starting model's (weight-space ensembling).")
     else:
         how = ("with a linear head trained on its frozen features of" if run_summary.get("mode") == "features"
                else "fine-tuned on")
@@ -59,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", type=Path, required=True, help="the training run folder (its summary.json)")
     p.add_argument("--weights", type=Path, help="weights file (.weights.h5) to load into --checkpoint's model, e.g. "
                                                 "a training.recipe run's final.weights.h5 with --checkpoint its --init")
+    p.add_argument("--mix", type=float, help="export (1-a)*checkpoint + a*weights, a training.recipe weight mix; "
+                                             "the run's summary must be made for it (training.lomo_report --mix)")
     p.add_argument("--evaluation", type=Path, help="summary.json of training.evaluate on labelled data")
     p.add_argument("--out", type=Path, default=config.DEFAULT_MODEL_DIR, help="model root to (re)write")
     p.add_argument("--version", type=int, default=1)
@@ -68,8 +74,17 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads((args.run / "summary.json").read_text())
         evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else None
         model = keras.models.load_model(args.checkpoint, compile=False)
+        if args.mix is not None:
+            if not args.weights:
+                raise ValueError("--mix needs --weights (the trained weights to mix with --checkpoint's)")
+            if float(summary.get("weight_mix", 1.0)) != args.mix:
+                raise ValueError(f"{args.run / 'summary.json'} is for weight mix {summary.get('weight_mix', 1.0)}, "
+                                 f"not {args.mix}: run training.lomo_report --mix {args.mix} first")
+            initial = model.get_weights()
         if args.weights:
             model.load_weights(args.weights)
+        if args.mix is not None:
+            model.set_weights(mix_weights(initial, model.get_weights(), args.mix))
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,11 @@ Reads ``recipe_log.json`` (each fold's out-of-fold video scores) and writes ``lo
 - fakes caught at 5 % and 10 % false positives on those reals;
 - the same after H.264 at CRF 35 and after halving the resolution, and the AUC drop;
 - the threshold: the score at which 5 % of the out-of-fold reals are called fake (never tuned on a reported set).
+
+A run made with ``--mix`` scored every fold model with its weights mixed back towards the initial ones as well:
+``mix.md`` compares the mixes (pooled out-of-fold AUC, fakes caught at 5 % false positives, AUC after CRF 35, and
+the labelled eval set's video AUC, which is shown, never used to choose), and ``--mix A`` makes the figures, the
+threshold and the summary those of mix ``A``, for ``training.export --mix A``.
 """
 
 from __future__ import annotations
@@ -78,6 +83,53 @@ def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
     return out
 
 
+def mixed(log: dict, alpha: float | None) -> dict:
+    """The log as if each fold model had been mixed at ``alpha`` (None: as trained)."""
+    if alpha is None:
+        return log
+    key = str(float(alpha))
+    folds = []
+    for fold in log["folds"]:
+        if key not in fold.get("mix", {}):
+            raise ValueError(f"fold {fold['method']} was not scored at mix {key} (scored: "
+                             f"{', '.join(fold.get('mix', {})) or 'none'})")
+        folds.append({**fold, "scores": fold["mix"][key]["scores"],
+                      "eval_video_auc": fold["mix"][key]["eval_video_auc"]})
+    return {**log, "folds": folds}
+
+
+def mix_table(log: dict, n_bootstrap: int = 0) -> list[dict]:
+    """One row per weight mix the run scored, and the trained models (mix 1) whether or not it listed them."""
+    keys = set(log["folds"][0].get("mix", {})) if log["folds"] else set()
+    final = log.get("final", {})
+    rows = []
+    for alpha in sorted({float(k) for k in keys} | {1.0}):
+        view = mixed(log, alpha if str(alpha) in keys else None)
+        fig = lomo_figures(view, n_bootstrap)
+        evals = [f["eval_video_auc"] for f in view["folds"] if f.get("eval_video_auc") is not None]
+        final_eval = final.get("mix_eval_video_auc", {}).get(str(alpha))
+        if final_eval is None and alpha == 1.0:
+            final_eval = final.get("eval_video_auc")
+        rows.append({"mix": alpha, "pooled": fig["as_is"]["pooled"],
+                     "h264_crf35_auc": fig["h264_crf35"]["pooled"]["roc_auc"],
+                     "eval_video_auc_fold_mean": round(float(np.mean(evals)), 4) if evals else None,
+                     "eval_video_auc_final": final_eval})
+    return rows
+
+
+def mix_markdown(rows: list[dict]) -> str:
+    def num(x: float | None) -> str:
+        return "" if x is None else f"{x:.2f}"
+
+    lines = ["| weight mix (1 = trained) | pooled ROC-AUC | fakes caught at 5% FP | AUC after CRF 35 | "
+             "eval video AUC, fold models (mean) | eval video AUC, final model |", "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['mix']:g} | {num(r['pooled']['roc_auc'])} | {r['pooled']['tpr_at_5pct_fpr']:.0%} | "
+                     f"{num(r['h264_crf35_auc'])} | {num(r['eval_video_auc_fold_mean'])} | "
+                     f"{num(r['eval_video_auc_final'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(fig: dict) -> str:
     lines = ["| held out | fakes | reals | ROC-AUC [95% CI] | fakes caught at 5% / 10% FP | AUC after CRF 35 | "
              "AUC at half resolution |", "|---|---:|---:|---|---|---:|---:|"]
@@ -100,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbone", default="mobilenetv2")
     p.add_argument("--prior-images", type=int, default=0, help="images the --init model had already seen")
     p.add_argument("--init-description", default="", help="what the initial model was, for the card")
+    p.add_argument("--mix", type=float, help="figures of this weight mix (a run made with --mix)")
     args = p.parse_args(argv)
     try:
         log = json.loads((args.run / "recipe_log.json").read_text())
@@ -109,7 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     if not log.get("folds"):
         print("error: the run has no leave-one-method-out folds", file=sys.stderr)
         return 2
-    fig = lomo_figures(log)
+    if any("mix" in fold for fold in log["folds"]):
+        table = mix_markdown(mix_table(log))
+        (args.run / "mix.md").write_text(table)
+        print(table)
+    try:
+        fig = lomo_figures(mixed(log, args.mix))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     (args.run / "lomo.json").write_text(json.dumps(fig, indent=2) + "\n")
     (args.run / "lomo.md").write_text(markdown(fig))
     settings = log["settings"]
@@ -124,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "images_seen": args.prior_images + log["final"]["images_seen"],
         "images_seen_this_run": log["final"]["images_seen"], "images_per_s": log["final"]["images_per_s"],
         "seconds": log["final"]["seconds"], "backend": log["backend"], "h264_augmentation": settings["h264"],
-        "threshold": fig["threshold_at_5pct_fpr"],
+        "threshold": fig["threshold_at_5pct_fpr"], "weight_mix": 1.0 if args.mix is None else args.mix,
         "threshold_source": ("score at 5% false positives on the out-of-fold reals of the leave-one-method-out "
                              "folds (labeled_pool; each real scored by the fold model that did not train on it)"),
         "leave_one_method_out": fig, "curve": log["curve"],

@@ -17,6 +17,13 @@ JPEG), drawn independently of the label. Folds: training.folds (one per method, 
 fold model starts from the same initial weights and scores its held-out method's videos with the scanner's own
 aggregation rule. The final model trains on everything with more steps. Nothing here picks a checkpoint or a
 threshold on the labelled validation set: the eval set only draws curves.
+
+Two ways to keep what the initial model knows while it learns the pool's methods, both measured fold by fold:
+``--freeze-until LAYER`` trains only the layers after ``LAYER`` (early, local features stay as they were), and
+``--mix A,B,...`` also scores every fold model and the final model with their weights mixed back towards the initial
+ones, ``(1 - a) * initial + a * trained`` (weight-space ensembling, as in WiSE-FT: fine-tuning gains on the new
+distribution while mixing keeps the robustness of the starting point). ``training.lomo_report --mix`` gives the
+figures of any mix, ``training.export --mix`` exports it.
 """
 
 from __future__ import annotations
@@ -94,6 +101,39 @@ class Sampler:
             reals.append(real)
             fakes.append(fake)
         return reals, fakes
+
+
+def mix_weights(initial: list[np.ndarray], trained: list[np.ndarray], alpha: float) -> list[np.ndarray]:
+    """``(1 - alpha) * initial + alpha * trained``, array by array (batch-norm statistics included); arrays that are
+    not floating point (counters) are taken from ``trained``. 0 gives the initial model, 1 the trained one."""
+    if len(initial) != len(trained):
+        raise ValueError(f"weight lists differ: {len(initial)} arrays against {len(trained)}")
+    mixed = []
+    for a, b in zip(initial, trained):
+        if a.shape != b.shape:
+            raise ValueError(f"weight shapes differ: {a.shape} against {b.shape}")
+        mixed.append(((1 - alpha) * a + alpha * b).astype(b.dtype) if np.issubdtype(b.dtype, np.floating) else b)
+    return mixed
+
+
+def freeze_until(model, name: str) -> int:
+    """Freeze every layer of ``model`` up to and including the one called ``name`` (in graph order; a frozen
+    batch-norm layer also keeps its statistics); returns how many layers froze."""
+    names = [layer.name for layer in model.layers]
+    if name not in names:
+        raise ValueError(f"no layer named {name!r} (e.g. {', '.join(names[len(names) // 2:][:3])})")
+    stop = names.index(name) + 1
+    for layer in model.layers[:stop]:
+        layer.trainable = False
+    return stop
+
+
+def parse_mixes(text: str) -> list[float]:
+    """``"0.25,0.5,1"`` -> [0.25, 0.5, 1.0]; each in [0, 1]."""
+    mixes = [float(x) for x in text.split(",") if x.strip()]
+    if any(not 0 <= a <= 1 for a in mixes):
+        raise ValueError(f"weight mixes must lie in [0, 1]: {text}")
+    return mixes
 
 
 def _light_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -180,7 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-budget", type=float, default=0, help="seconds; skip remaining folds past this")
+    p.add_argument("--freeze-until", help="train only the layers after this one (e.g. mbv2_block05_add)")
+    p.add_argument("--mix", default="", help="also score with weights mixed towards the initial ones, e.g. "
+                                             "0,0.25,0.5,0.75 ((1-a)*initial + a*trained; 1 is the trained model)")
     args = p.parse_args(argv)
+    try:
+        mixes = parse_mixes(args.mix)
+    except ValueError as exc:
+        p.error(str(exc))
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"batch_size": args.batch_size, "sbi_share": args.sbi_share, "paired_share": args.paired_share,
                 "h264": codec.ffmpeg_available()}
@@ -197,6 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"backend {keras.backend.backend()}, {len(crops)} crops, h264 {settings['h264']}, workers {args.workers}",
           flush=True)
     model = keras.models.load_model(args.init, compile=False)
+    if args.freeze_until:
+        try:
+            log["frozen_layers"] = freeze_until(model, args.freeze_until)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            workers.terminate()
+            return 2
     initial = [w.copy() for w in model.get_weights()]
 
     optimizer = keras.optimizers.AdamW(
@@ -249,23 +303,38 @@ def main(argv: list[str] | None = None) -> int:
             rate = fit(fold.method, args.fold_steps, args.seed + 1 + k)
             test_items = {it.item for it in fold.test}
             idx = [i for i, c in enumerate(crops) if c["role"] == "pool" and c["item"] in test_items]
-            test_crops = [crops[i] for i in idx]
-            scores = video_scores(test_crops, predict(idx), test_items)
             # robustness: the same held-out crops after H.264 at CRF 35, and after a 2x downscale (about what a
             # 720p source re-encoded at 360p loses), both on top of whatever the source already had
             damaged = {"crf35": _damaged(images[idx], "crf35"), "half_res": _damaged(images[idx], "half_res")}
-            robust = {name: video_scores(test_crops, model.predict(x.astype(np.float32), batch_size=256,
-                                                                   verbose=0).reshape(-1), test_items)
-                      for name, x in damaged.items()}
             labels = {it.item: it.label for it in fold.test}
+
+            def held_out_scores() -> dict:
+                test_crops = [crops[i] for i in idx]
+                scores = video_scores(test_crops, predict(idx), test_items)
+                robust = {name: video_scores(test_crops, model.predict(x.astype(np.float32), batch_size=256,
+                                                                       verbose=0).reshape(-1), test_items)
+                          for name, x in damaged.items()}
+                return {i: {"label": labels[i], "score": s, **{k: r[i] for k, r in robust.items()}}
+                        for i, s in scores.items()}
+
             entry = {"method": fold.method, "images_seen": args.fold_steps * args.batch_size,
                      "images_per_s": round(rate), "train_items": len(fold.train),
-                     "scores": {i: {"label": labels[i], "score": s, **{k: r[i] for k, r in robust.items()}}
-                                for i, s in scores.items()},
-                     "eval_video_auc": eval_auc()}
+                     "scores": held_out_scores(), "eval_video_auc": eval_auc()}
+            if mixes:
+                trained = model.get_weights()
+                entry["mix"] = {}
+                for alpha in mixes:
+                    model.set_weights(mix_weights(initial, trained, alpha))
+                    entry["mix"][str(alpha)] = {"scores": held_out_scores(), "eval_video_auc": eval_auc()}
+                model.set_weights(trained)
             log["folds"].append(entry)
-            print(f"fold {fold.method}: fold AUC {_auc([labels[i] for i in scores], list(scores.values()))}, "
-                  f"eval AUC {entry['eval_video_auc']}", flush=True)
+            def fold_auc(scores: dict) -> float | None:
+                return _auc([v["label"] for v in scores.values()], [v["score"] for v in scores.values()])
+
+            mixed = "; ".join(f"mix {a}: fold AUC {fold_auc(m['scores'])}, eval AUC {m['eval_video_auc']}"
+                              for a, m in entry.get("mix", {}).items())
+            print(f"fold {fold.method}: fold AUC {fold_auc(entry['scores'])}, eval AUC {entry['eval_video_auc']}"
+                  + (f"; {mixed}" if mixed else ""), flush=True)
             (args.out / "recipe_log.json").write_text(json.dumps(log, indent=1))
 
     def curve_point(step: int, loss: float) -> None:
@@ -277,6 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     rate = fit("all", args.final_steps, args.seed + 100, max(1, args.curve_points), curve_point)
     log["final"] = {"images_seen": args.final_steps * args.batch_size, "images_per_s": round(rate),
                     "eval_video_auc": eval_auc(), "seconds": round(time.time() - started)}
+    if mixes:
+        trained = model.get_weights()
+        log["final"]["mix_eval_video_auc"] = {}
+        for alpha in mixes:
+            model.set_weights(mix_weights(initial, trained, alpha))
+            log["final"]["mix_eval_video_auc"][str(alpha)] = eval_auc()
+        model.set_weights(trained)
     # weights only (about 9 MB): a compiled .keras also stores the optimizer's state and grows past what a
     # remote machine's output limit takes back; training.recipe_export rebuilds the model from --init
     model.save_weights(args.out / "final.weights.h5")
