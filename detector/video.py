@@ -348,14 +348,14 @@ def iter_frames(info: VideoInfo, frames: int | None = None, fps: float | None = 
     frames, so the pipe carries exactly those; showinfo logs each one's timestamp, which becomes :attr:`Frame.time`.
     A still is decoded as stored and turned by :func:`orient`. Raises :class:`InputError` when nothing decodes.
 
-    ``reference_only`` (by default: when samples are ``REFERENCE_DECODE_MIN_STEP`` frames apart or more and the
-    frame rate is constant, so a frame's time gives its number) decodes
-    without the unreferenced frames, which nothing else needs: about a third of ffmpeg's work on a typical H.264
-    clip. A sample is then the first decoded frame at or after its position in :func:`sample_indices` (its
-    :attr:`Frame.index` is its own, from its timestamp). Should that pass run late (a decoded frame
-    reaching the next sample's position: runs of unreferenced frames longer than the samples' spacing) or end short
-    (a truncated file), a full decode supplies the samples still owed, at their exact positions.
-    ``reference_only=False`` gives exactly the frames :func:`sample_indices` lists.
+    ``reference_only`` decodes without the unreferenced frames, which no other frame needs: about a third of
+    ffmpeg's work on a typical H.264 clip. It is the default when samples are ``REFERENCE_DECODE_MIN_STEP`` frames
+    apart or more and the frame rate is constant (so a frame's time gives its number). A sample is then the first
+    decoded frame at or after its position in :func:`sample_indices`, and its :attr:`Frame.index` is its own, from
+    its timestamp. Should that pass run late (a decoded frame reaching the next sample's position: runs of
+    unreferenced frames longer than the samples' spacing) or end short (a truncated file), a full decode supplies
+    the samples still owed, at their exact positions. ``reference_only=False`` gives exactly the frames
+    :func:`sample_indices` lists.
     """
     if info.is_image:
         yield from _decode(info, max_side, None, [0])
