@@ -39,6 +39,16 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
                    help="show informational messages and the libraries' own log lines (TensorFlow, absl)")
 
 
+def failed(exc: BaseException) -> int:
+    """Say why a command stopped, in one line on stderr, and return its exit status: 130 for an interrupt (as a
+    shell reports Ctrl-C), 2 for anything the user can fix (a bad input, model or setting)."""
+    if isinstance(exc, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
 def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
@@ -232,8 +242,7 @@ def serve_main(argv: list[str], prog: str = "app.py") -> int:
                                  max_upload_mb=args.max_upload_mb, frames=args.frames, max_queued=args.max_queued,
                                  retention=retention, trusted_signers=args.trusted_signers))
     except DetectorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return failed(exc)
 
 
 def evaluate_parser(prog: str = "app.py") -> argparse.ArgumentParser:
@@ -274,12 +283,8 @@ def evaluate_main(argv: list[str], prog: str = "app.py") -> int:
             detector = open_detector(args)
         return evaluate_manifest(args.manifest, args.output, detector, frames=args.frames,
                                  show_progress=not args.quiet, rule=args.aggregation)
-    except DetectorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except (DetectorError, KeyboardInterrupt) as exc:
+        return failed(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,12 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                               gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted,
                               exact_frames=args.exact_frames)
         outcome = run_on_ray(args, options) if args.engine == "ray" else run_locally(args, options, detector)
-    except DetectorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except (DetectorError, KeyboardInterrupt) as exc:
+        return failed(exc)
     if args.json:
         print(json.dumps(outcome.rows, indent=2))
     else:
