@@ -79,9 +79,8 @@ def probe(crops: list[dict], features: np.ndarray, own: np.ndarray, c: float = 0
         yy = np.array([0] * len(reals) + [1] * len(fakes))
         out["per_method"][method] = {key: block(yy, np.array([r[col] for r in reals + fakes]), 0)["roc_auc"]
                                      for key, col in (("head", 3), ("model", 4))}
-    every_item = {x["item"] for x in crops if x["role"] == "pool"}
-    head = fit_head(features[train_indices(crops, every_item, pairs_only, with_reals)],
-                    labels[train_indices(crops, every_item, pairs_only, with_reals)], c)
+    train = train_indices(crops, {x["item"] for x in crops if x["role"] == "pool"}, pairs_only, with_reals)
+    head = fit_head(features[train], labels[train], c)
     idx = [i for i, x in enumerate(crops) if x["role"] == "eval"]
     if idx:
         eval_crops, items = [crops[i] for i in idx], {crops[i]["item"] for i in idx}

@@ -204,6 +204,11 @@ def _auc(labels: list[int], scores: list[float]) -> float | None:
     return float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else None
 
 
+def _scores_auc(scores: dict) -> float | None:
+    """AUC of a fold's held-out video scores ({item: {"label", "score", ...}})."""
+    return _auc([v["label"] for v in scores.values()], [v["score"] for v in scores.values()])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pack", type=Path, required=True)
@@ -328,12 +333,9 @@ def main(argv: list[str] | None = None) -> int:
                     entry["mix"][str(alpha)] = {"scores": held_out_scores(), "eval_video_auc": eval_auc()}
                 model.set_weights(trained)
             log["folds"].append(entry)
-            def fold_auc(scores: dict) -> float | None:
-                return _auc([v["label"] for v in scores.values()], [v["score"] for v in scores.values()])
-
-            mixed = "; ".join(f"mix {a}: fold AUC {fold_auc(m['scores'])}, eval AUC {m['eval_video_auc']}"
+            mixed = "; ".join(f"mix {a}: fold AUC {_scores_auc(m['scores'])}, eval AUC {m['eval_video_auc']}"
                               for a, m in entry.get("mix", {}).items())
-            print(f"fold {fold.method}: fold AUC {fold_auc(entry['scores'])}, eval AUC {entry['eval_video_auc']}"
+            print(f"fold {fold.method}: fold AUC {_scores_auc(entry['scores'])}, eval AUC {entry['eval_video_auc']}"
                   + (f"; {mixed}" if mixed else ""), flush=True)
             (args.out / "recipe_log.json").write_text(json.dumps(log, indent=1))
 
