@@ -34,6 +34,9 @@ class BackboneSpec:
     imagenet_offline: bool
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    #: Layers whose channel statistics the statistics head pools, shallow to deep (see
+    #: :class:`detector.classifier.DeepfakeClassifier`); empty where none were chosen.
+    stat_taps: tuple[str, ...] = field(default_factory=tuple)
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -106,5 +109,7 @@ register(
         imagenet_offline=True,
         description="MobileNetV2 1.0 (torchvision layout), 3.5M parameters, ImageNet top-1 71.9%",
         tags=("mobile", "offline-imagenet"),
+        # the outputs of four residual stages at strides 4, 8, 16 and 16 (the last one before the 7x7 stage)
+        stat_taps=("mbv2_block03_add", "mbv2_block06_add", "mbv2_block10_add", "mbv2_block13_add"),
     )
 )

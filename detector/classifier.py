@@ -1,5 +1,11 @@
 """The task model: uint8-valued RGB face crops -> preprocessor -> backbone -> head (pooling, dropout, sigmoid).
 
+Two heads share the class. The classic one pools the backbone's last feature map. The statistics head (``taps``)
+pools the mean and standard deviation of each channel of a few intermediate feature maps instead (texture
+statistics at several scales), and the backbone stops at the deepest of them. Evidence of manipulation is local
+(blending seams, generator texture, resampling), while the last map mostly encodes what the picture shows, and a
+head on content learns the training set's footage rather than its fakes (see :mod:`training.stats_head`).
+
 An object in the spirit of keras-hub's ``ImageClassifier``: a :class:`keras.Model` whose parts are attributes
 (``preprocessor``, ``backbone``, ``pooler``, ``head_dropout``, ``head``), so training says ``freeze_backbone()``
 instead of freezing layers by name. Unlike keras-hub the backbone is not a nested sub-model: its layers sit in one
@@ -18,10 +24,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+from keras import ops
 
 from . import backbones, config
 from .preprocessing import FacePreprocessor
 from .scoring import INPUT_NAME, OUTPUT_NAME
+
+
+@keras.saving.register_keras_serializable(package="detector")
+class ChannelStatistics(keras.layers.Layer):
+    """(N, H, W, C) -> (N, 2C): each channel's mean over the map, then its standard deviation."""
+
+    def call(self, x):
+        mean = ops.mean(x, axis=(1, 2))
+        std = ops.sqrt(ops.maximum(ops.mean(ops.square(x), axis=(1, 2)) - ops.square(mean), 0.0) + 1e-6)
+        return ops.concatenate([mean, std], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * input_shape[-1])
 
 
 @dataclass(frozen=True)
@@ -49,29 +69,76 @@ class DeepfakeClassifier(keras.Model):
     needs them); the exported SavedModel signatures take uint8 and cast. ``weights`` (``None``, ``"imagenet"`` or a
     file, see :mod:`detector.backbones`) only initialises the backbone and is not part of the saved config: a saved
     model brings its own weights.
+
+    The head, by ``taps`` and ``keep_top``:
+
+    - no taps: the classic head, average pooling of the last feature map (``pool``) and a sigmoid unit;
+    - taps: the statistics head, :class:`ChannelStatistics` of each tapped layer concatenated (``stats_pool``) and a
+      sigmoid unit; the backbone ends at the deepest tap;
+    - taps and ``keep_top``: both, each a linear unit (``top_head``, ``stats_head``), and a sigmoid unit
+      (the output) that weighs their two logits: an ensemble of two heads on one backbone pass.
     """
 
     def __init__(self, backbone: str = config.DEFAULT_BACKBONE, image_size: int = config.IMAGE_SIZE,
-                 dropout: float = 0.2, weights: str | None = None, **kwargs):
+                 dropout: float = 0.2, weights: str | None = None, taps: tuple[str, ...] | list[str] = (),
+                 keep_top: bool = False, **kwargs):
         spec = backbones.get(backbone)
+        taps = tuple(taps)
+        if keep_top and not taps:
+            raise ValueError("keep_top combines the classic head with a statistics head: give taps")
         inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
         preprocessor = FacePreprocessor(spec.preprocessing, name="preprocess")
         features = spec.build(preprocessor(inputs), weights)
-        pooler = keras.layers.GlobalAveragePooling2D(name="pool")
+        own: list[keras.layers.Layer] = [preprocessor]
         head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
-        head = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_NAME)
-        outputs = head(head_dropout(pooler(features)))
+        logits = []
+        if not taps or keep_top:
+            pooler = keras.layers.GlobalAveragePooling2D(name="pool")
+            top = keras.layers.Dense(1, activation=None if taps else "sigmoid",
+                                     name="top_head" if taps else OUTPUT_NAME)
+            logits.append(top(head_dropout(pooler(features))))
+            own += [pooler, top]
+        if taps:
+            whole = keras.Model(inputs, features)  # only to find the tapped layers' outputs in this graph
+            names = {layer.name for layer in whole.layers}
+            missing = [t for t in taps if t not in names]
+            if missing:
+                raise ValueError(f"{backbone} has no layer {', '.join(missing)} to tap")
+            statistics = [ChannelStatistics(name=f"{t}_stats") for t in taps]
+            stats_pooler = keras.layers.Concatenate(name="stats_pool")
+            pooled = stats_pooler([stat(whole.get_layer(t).output) for stat, t in zip(statistics, taps)])
+            stats = keras.layers.Dense(1, activation=None if keep_top else "sigmoid",
+                                       name="stats_head" if keep_top else OUTPUT_NAME)
+            logits.append(stats(pooled if keep_top else head_dropout(pooled)))
+            own += [*statistics, stats_pooler, stats]
+            if not keep_top:
+                pooler = stats_pooler
+        if keep_top:
+            joined = keras.layers.Concatenate(name="head_logits")
+            mix = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_NAME)
+            outputs = mix(joined(logits))
+            own += [joined, mix]
+        else:
+            outputs = logits[0]
         kwargs.setdefault("name", f"deepfake_{backbone.replace('-', '_')}")
         super().__init__(inputs, outputs, **kwargs)
         self.image_size = image_size
         self.dropout_rate = dropout
+        self.taps = taps
+        self.keep_top = keep_top
         self.preprocessor = preprocessor
         self.pooler = pooler
         self.head_dropout = head_dropout
-        self.head = head
-        own = {id(preprocessor), id(pooler), id(head_dropout), id(head)}
+        self.head = self.get_layer(OUTPUT_NAME)
+        ids = {id(layer) for layer in [*own, head_dropout]}
         self.backbone = BackboneLayers(spec, tuple(
-            layer for layer in self.layers if id(layer) not in own and not isinstance(layer, keras.layers.InputLayer)))
+            layer for layer in self.layers if id(layer) not in ids and not isinstance(layer, keras.layers.InputLayer)))
+
+    @property
+    def cam_layer(self) -> str | None:
+        """Where Grad-CAM looks (the last convolution at or before this layer), when not simply at the last
+        convolution: with two heads, at the deepest tap, the last layer both heads' evidence flows through."""
+        return self.taps[-1] if self.keep_top else None
 
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Fix (or free again) the preprocessor and backbone weights, BatchNorm statistics included: only the head
@@ -84,11 +151,18 @@ class DeepfakeClassifier(keras.Model):
         return keras.Model(self.input, self.pooler.output, name=f"{self.name}_features")
 
     def get_config(self) -> dict:
-        return {"backbone": self.backbone.name, "image_size": self.image_size, "dropout": self.dropout_rate,
-                "name": self.name, "trainable": self.trainable}
+        config_ = {"backbone": self.backbone.name, "image_size": self.image_size, "dropout": self.dropout_rate,
+                   "name": self.name, "trainable": self.trainable}
+        if self.taps:
+            config_["taps"] = list(self.taps)
+        if self.keep_top:
+            config_["keep_top"] = True
+        return config_
 
 
 def build_classifier(backbone: str = config.DEFAULT_BACKBONE, weights: str | None = None,
-                     image_size: int = config.IMAGE_SIZE, dropout: float = 0.2) -> DeepfakeClassifier:
+                     image_size: int = config.IMAGE_SIZE, dropout: float = 0.2,
+                     taps: tuple[str, ...] = (), keep_top: bool = False) -> DeepfakeClassifier:
     """The task model with the backbone's weights initialised from ``weights`` (see :class:`DeepfakeClassifier`)."""
-    return DeepfakeClassifier(backbone, image_size=image_size, dropout=dropout, weights=weights)
+    return DeepfakeClassifier(backbone, image_size=image_size, dropout=dropout, weights=weights, taps=taps,
+                              keep_top=keep_top)

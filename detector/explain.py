@@ -19,6 +19,8 @@ class CamExplainer:
 
     def __init__(self, model: keras.Model):
         self.model = model
+        # the model may name the layer to explain from (see DeepfakeClassifier.cam_layer); else the last convolution
+        self.layer = getattr(model, "cam_layer", None) or -1
         self._cam = self._make(model)
 
     def _make(self, model: keras.Model):
@@ -34,7 +36,7 @@ class CamExplainer:
         maps = []
         for start in range(0, len(crops), batch_size):
             batch = crops[start:start + batch_size].astype(np.float32)
-            cam = self._cam(self._score, batch, penultimate_layer=-1, seek_penultimate_conv_layer=True,
+            cam = self._cam(self._score, batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=True,
                             normalize_cam=False)
             maps.append(np.asarray(cam, np.float32).reshape(len(batch), *crops.shape[1:3]))
         result = np.concatenate(maps) if maps else np.zeros((0, *crops.shape[1:3]), np.float32)

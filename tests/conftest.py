@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,40 @@ from detector import config
 from detector.demo import make_demo
 
 ROOT = Path(__file__).resolve().parents[1]
+
+FACE_KPS = [[85, 100], [139, 100], [112, 130], [90, 160], [134, 160]]
+
+
+@pytest.fixture(scope="session")
+def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny training.pack: two crops per item of the astronaut's face, brightened or darkened per item. Pool
+    fakes of two methods ("swap", sharing the "stream" group with a real; "talk"), two real-only pool groups (one
+    per fold), a real still with landmarks (a self-blend source) and a labelled eval item."""
+    import cv2
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("pack")
+    (root / "crops").mkdir()
+    face = cv2.resize(np.ascontiguousarray(data.astronaut()[30:290, 100:360]), (224, 224))
+    specs = [  # role, item, label, method, group, brightness
+        ("pool", "stream_real", 0, "", "stream", 0), ("pool", "stream_fake", 1, "swap", "stream", 40),
+        ("pool", "talk_fake", 1, "talk", "talk", 80), ("pool", "webcam_real", 0, "", "webcam", -30),
+        ("pool", "studio_real", 0, "", "studio", -60),
+        ("real", "lfw_a", 0, "", "lfw_a", 20), ("eval", "labelled", 1, "", "labelled", 0),
+    ]
+    crops = []
+    for n, (role, item, label, method, group, shift) in enumerate(specs):
+        for k in range(2):
+            name = f"{n}_{k}.jpg"
+            image = np.clip(face.astype(int) + shift, 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / "crops" / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            entry = {"file": name, "role": role, "dataset": role, "item": item, "label": label, "method": method,
+                     "group": group, "track": 0, "counted": True}
+            if label == 0 and role != "eval":
+                entry["landmarks"] = FACE_KPS
+            crops.append(entry)
+    (root / "meta.json").write_text(json.dumps({"image_size": 224, "crops": crops}))
+    return root
 
 
 def ffmpeg(*args: str | Path) -> None:

@@ -9,42 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from skimage import data
 
 from training import recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-
-FACE_KPS = [[85, 100], [139, 100], [112, 130], [90, 160], [134, 160]]
-
-
-@pytest.fixture(scope="module")
-def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pack")
-    (root / "crops").mkdir()
-    face = cv2.resize(np.ascontiguousarray(data.astronaut()[30:290, 100:360]), (224, 224))
-    specs = [  # role, item, label, method, group, brightness
-        ("pool", "stream_real", 0, "", "stream", 0), ("pool", "stream_fake", 1, "swap", "stream", 40),
-        ("pool", "talk_fake", 1, "talk", "talk", 80), ("pool", "webcam_real", 0, "", "webcam", -30),
-        ("real", "lfw_a", 0, "", "lfw_a", 20), ("eval", "labelled", 1, "", "labelled", 0),
-    ]
-    crops = []
-    for n, (role, item, label, method, group, shift) in enumerate(specs):
-        for k in range(2):
-            name = f"{n}_{k}.jpg"
-            image = np.clip(face.astype(int) + shift, 0, 255).astype(np.uint8)
-            cv2.imwrite(str(root / "crops" / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-            entry = {"file": name, "role": role, "dataset": role, "item": item, "label": label, "method": method,
-                     "group": group, "track": 0, "counted": True}
-            if label == 0 and role != "eval":
-                entry["landmarks"] = FACE_KPS
-            crops.append(entry)
-    (root / "meta.json").write_text(json.dumps({"image_size": 224, "crops": crops}))
-    return root
-
 
 @pytest.fixture
 def worker(pack: Path):

@@ -32,8 +32,17 @@ def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: s
     training = {k: run_summary.get(k) for k in (
         "backbone", "weights", "mode", "image_size", "epochs", "steps_per_epoch", "batch_size", "lr", "seed",
         "landmarks", "train_crops", "train_groups", "images_seen", "seconds", "data", "command", "best", "machine",
-        "images_seen_this_run", "backend", "h264_augmentation", "leave_one_method_out", "curve", "weight_mix")}
-    if run_summary.get("mode") == "recipe":
+        "images_seen_this_run", "backend", "h264_augmentation", "leave_one_method_out", "curve", "weight_mix",
+        "stats_head")}
+    if run_summary.get("mode") == "stats_head":
+        head = run_summary["stats_head"]
+        description = (f"{run_summary['backbone']} backbone of {run_summary.get('weights')}, frozen, cut after "
+                       f"{head['taps'][-1]}; its head is a logistic regression on the mean and standard deviation of "
+                       f"each channel of {', '.join(head['taps'])} ({head['features']} texture statistics), fitted "
+                       f"on the {head['train_crops']} face crops of labeled_pool's real and fake videos, each also "
+                       f"in {head['augment']} codec-damaged copies (training.stats_head); leave-one-method-out "
+                       "figures under training.leave_one_method_out.")
+    elif run_summary.get("mode") == "recipe":
         description = (f"{run_summary['backbone']} ({run_summary.get('weights') or 'random init'} start) fine-tuned "
                        "on real fakes of labeled_pool and self-blended images of real faces, with codec damage on "
                        "both classes (training.recipe); leave-one-method-out figures under "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +45,36 @@ def train_indices(crops: list[dict], items: set[str], pairs_only: bool, with_rea
             or (with_reals and c["role"] == "real" and int(c["label"]) == 0)]
 
 
-def fit_head(features: np.ndarray, labels: np.ndarray, c: float):
-    """A standardised, class-balanced logistic regression; returns a function features -> fake probability."""
+@dataclass
+class LinearHead:
+    """A fitted logistic head on standardised features: sigmoid(((x - mean) / scale) . coef + intercept)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(features)))
+
+    def logit(self, features: np.ndarray) -> np.ndarray:
+        kernel, bias = self.dense_weights()
+        return np.asarray(features, np.float64) @ kernel + bias
+
+    def dense_weights(self) -> tuple[np.ndarray, float]:
+        """The same head as one Dense layer on raw features: the standardisation folded into kernel and bias."""
+        kernel = self.coef / self.scale
+        return kernel, float(self.intercept - np.dot(kernel, self.mean))
+
+
+def fit_head(features: np.ndarray, labels: np.ndarray, c: float) -> LinearHead:
+    """A standardised, class-balanced logistic regression on ``features``."""
     from sklearn.linear_model import LogisticRegression
 
+    features = np.asarray(features, np.float64)
     mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
     head = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit((features - mean) / scale, labels)
-    return lambda x: head.predict_proba((x - mean) / scale)[:, 1]
+    return LinearHead(mean, scale, head.coef_[0].astype(np.float64), float(head.intercept_[0]))
 
 
 def probe(crops: list[dict], features: np.ndarray, own: np.ndarray, c: float = 0.1, pairs_only: bool = False,
@@ -102,7 +126,10 @@ def model_features(model_path: Path | None, images: np.ndarray) -> tuple[np.ndar
     if model is None:
         raise SystemExit("error: --model must be a Keras model (a model folder with model.keras, or a .keras file)")
     # by name: the shipped model loads as a plain functional model, a DeepfakeClassifier has the same layer names
-    both = keras.Model(model.inputs, [model.get_layer("pool").output, model.outputs[0]])
+    # (a statistics-head model pools into "stats_pool" instead)
+    names = {layer.name for layer in model.layers}
+    both = keras.Model(model.inputs, [model.get_layer("pool" if "pool" in names else "stats_pool").output,
+                                      model.outputs[0]])
     features, own = both.predict(images.astype(np.float32), batch_size=64, verbose=0)
     return features.astype(np.float32), own.reshape(-1).astype(np.float32)
 

@@ -1,0 +1,147 @@
+"""The statistics head: its pooling layer, the three head variants of the task model (classic, statistics, both),
+the logistic head folded into a Dense layer, the equal-weight output unit, and training.stats_head on a tiny pack
+through to the exported model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector import backbones
+from detector.classifier import ChannelStatistics, build_classifier
+from training import stats_head
+from training.feature_probe import fit_head
+
+TAPS = backbones.get("mobilenetv2").stat_taps
+VARIANTS = {"classic": {}, "statistics": {"taps": TAPS}, "both": {"taps": TAPS, "keep_top": True}}
+
+
+def test_channel_statistics_are_each_channels_mean_and_spread() -> None:
+    x = np.random.default_rng(0).normal(2.0, 3.0, (2, 5, 6, 4)).astype(np.float32)
+    out = np.asarray(ChannelStatistics()(x))
+    assert out.shape == (2, 8)
+    np.testing.assert_allclose(out[:, :4], x.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[:, 4:], x.std(axis=(1, 2)), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_head_variants_save_load_serve_and_explain(variant: str, tmp_path: Path) -> None:
+    """Each head saves and loads as itself, serves the same probabilities from the SavedModel, and has Grad-CAM
+    heatmaps; the statistics head alone also drops the backbone's stages past its deepest tap."""
+    import keras
+    import tensorflow as tf
+
+    from detector.explain import make_explainer
+    from detector.model import export_model
+    from detector.scoring import INPUT_NAME, OUTPUT_NAME, ModelCard
+
+    model = build_classifier("mobilenetv2", **VARIANTS[variant])
+    faces = np.random.default_rng(1).integers(0, 256, (3, 224, 224, 3)).astype(np.uint8)
+    expect = np.asarray(model(faces.astype(np.float32))).reshape(-1)
+    assert np.all((expect > 0) & (expect < 1))
+    card = ModelCard(name="deepfake", version=1, backbone="mobilenetv2", image_size=224, trained=False,
+                     threshold=0.5, threshold_source="test", created="2026-01-01", description="test")
+    export_model(model, card, tmp_path / "m")
+    loaded = keras.models.load_model(tmp_path / "m" / "model.keras", compile=False)
+    assert type(loaded).__name__ == "DeepfakeClassifier"
+    assert (loaded.taps, loaded.keep_top) == (tuple(VARIANTS[variant].get("taps", ())),
+                                              VARIANTS[variant].get("keep_top", False))
+    np.testing.assert_allclose(np.asarray(loaded(faces.astype(np.float32))).reshape(-1), expect, atol=1e-5)
+    served = tf.saved_model.load(str(tmp_path / "m" / "1")).signatures["serving_default"]
+    np.testing.assert_allclose(served(**{INPUT_NAME: tf.constant(faces)})[OUTPUT_NAME].numpy(), expect, atol=1e-5)
+    maps = make_explainer("gradcam", loaded).heatmaps(faces[:2])
+    assert maps.shape == (2, 224, 224) and np.isfinite(maps).all()
+    if variant == "statistics":
+        assert tuple(model.backbone.output.shape[1:]) == (14, 14, 96)  # ends at mbv2_block13_add
+        assert model.count_params() < build_classifier("mobilenetv2").count_params() / 3
+        assert model.embedder().output.shape[-1] == 2 * (24 + 32 + 64 + 96)
+    assert loaded.cam_layer == (TAPS[-1] if variant == "both" else None)
+
+
+def test_keep_top_needs_taps_and_taps_must_exist() -> None:
+    with pytest.raises(ValueError, match="give taps"):
+        build_classifier("mobilenetv2", keep_top=True)
+    with pytest.raises(ValueError, match="no layer mbv2_block99_add"):
+        build_classifier("mobilenetv2", taps=("mbv2_block99_add",))
+
+
+def test_linear_head_folds_its_standardisation_into_one_dense_layer() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(5.0, [1.0, 10.0, 0.1], (200, 3))
+    y = (x[:, 0] + 0.1 * x[:, 1] + rng.normal(0, 1, 200) > 5.0).astype(int)
+    head = fit_head(x, y, 0.5)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    reference = LogisticRegression(C=0.5, max_iter=5000, class_weight="balanced").fit((x - mean) / scale, y)
+    np.testing.assert_allclose(head(x), reference.predict_proba((x - mean) / scale)[:, 1], atol=1e-9)
+    kernel, bias = head.dense_weights()
+    np.testing.assert_allclose(1 / (1 + np.exp(-(x @ kernel + bias))), head(x), atol=1e-9)
+
+
+def test_the_output_unit_weighs_both_heads_alike_on_reals() -> None:
+    rng = np.random.default_rng(3)
+    top, stats = rng.normal(-3.0, 2.0, 500), rng.normal(-8.0, 6.0, 500)
+    kernel, bias = stats_head.mix_weights(top, stats)
+    combined = kernel[0] * top + kernel[1] * stats + bias
+    assert abs(combined.mean()) < 1e-9  # a typical real sits at probability 0.5 before the threshold
+    assert kernel[0] * top.std() == pytest.approx(kernel[1] * stats.std()) == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_fitted_heads_are_what_the_saved_model_computes(pack: Path, tmp_path: Path) -> None:
+    """The scorer fitted on features (statistics head plus the kept head, standardised) and the task model with
+    those weights give the same probabilities, so the exported model is the one the figures were measured on."""
+    from detector.classifier import DeepfakeClassifier
+    from training.recipe import load_pack
+
+    init = tmp_path / "init.keras"
+    DeepfakeClassifier("mobilenetv2", weights=None).save(init)
+    crops, images = load_pack(pack)
+    model = stats_head.stats_model(init, keep_top=True)
+    assert not any(layer.trainable for layer in model.backbone.layers)
+    stats, top = stats_head.feature_model(model).predict(images.astype(np.float32), verbose=0)
+    features, tops = {"score": stats.astype(np.float64)}, {"score": top.reshape(-1).astype(np.float64)}
+    labels = np.array([c["label"] for c in crops])
+    rows = [i for i, c in enumerate(crops) if c["role"] == "pool"]
+    scorer = stats_head.fit_scorer(features, tops, [], labels, rows, 0.1)
+    stats_head.set_heads(model, scorer)
+    np.testing.assert_allclose(model.predict(images.astype(np.float32), verbose=0).reshape(-1),
+                               scorer(features["score"], tops["score"]), atol=1e-4)
+
+
+@pytest.mark.e2e
+def test_stats_head_runs_leave_one_method_out_and_exports(pack: Path, tmp_path: Path) -> None:
+    """The tool on the tiny pack: one fold per method, no group on both sides of a fold, held-out videos scored as
+    they are and damaged, the threshold from the out-of-fold reals, and an export whose card says what it is."""
+    import keras
+
+    from detector.classifier import DeepfakeClassifier
+    from training import export
+
+    init, run, root = tmp_path / "init.keras", tmp_path / "run", tmp_path / "model"
+    DeepfakeClassifier("mobilenetv2", weights=None).save(init)
+    assert stats_head.main(["--pack", str(pack), "--init", str(init), "--out", str(run), "--keep-top",
+                            "--prior-images", "6000"]) == 0
+    log = json.loads((run / "stats_log.json").read_text())
+    assert [f["method"] for f in log["folds"]] == ["swap", "talk"]
+    held_out = {f["method"]: set(f["scores"]) for f in log["folds"]}
+    assert "talk_fake" not in held_out["swap"] and "stream_fake" not in held_out["talk"]
+    assert {"stream_real", "stream_fake"} <= held_out["swap"]  # the swap's own footage is held out with it
+    for fold in log["folds"]:
+        for scores in fold["scores"].values():
+            assert set(scores) == {"label", "score", "crf35", "half_res"}
+    summary = json.loads((run / "summary.json").read_text())
+    reals = [v["score"] for f in log["folds"] for v in f["scores"].values() if v["label"] == 0]
+    assert summary["mode"] == "stats_head" and summary["images_seen"] == 6000
+    assert summary["threshold"] >= np.quantile(reals, 0.95) - 1e-9
+    assert (run / "lomo.md").read_text().startswith("| held out")
+    assert export.main(["--checkpoint", str(run / "model.keras"), "--run", str(run), "--out", str(root)]) == 0
+    card = json.loads((root / "card.json").read_text())
+    assert "texture statistics" in card["description"] and card["training"]["stats_head"]["keep_top"] is True
+    exported = keras.models.load_model(root / "model.keras", compile=False)
+    assert exported.keep_top and exported.taps == TAPS
