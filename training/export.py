@@ -29,19 +29,24 @@ def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: s
     """A model card from a training run's summary.json and an evaluation's summary.json, with every path inside the
     project recorded relative to it (:func:`detector.config.project_relative`)."""
     run_summary, evaluation = config.project_relative(run_summary), config.project_relative(evaluation)
-    training = {k: run_summary.get(k) for k in (
+    training = {k: run_summary[k] for k in (
         "backbone", "weights", "mode", "image_size", "epochs", "steps_per_epoch", "batch_size", "lr", "seed",
         "landmarks", "train_crops", "train_groups", "images_seen", "seconds", "data", "command", "best", "machine",
         "images_seen_this_run", "backend", "h264_augmentation", "leave_one_method_out", "curve", "weight_mix",
-        "stats_head")}
+        "stats_head") if k in run_summary}
     if run_summary.get("mode") == "stats_head":
         head = run_summary["stats_head"]
-        description = (f"{run_summary['backbone']} backbone of {run_summary.get('weights')}, frozen, cut after "
-                       f"{head['taps'][-1]}; its head is a logistic regression on the mean and standard deviation of "
-                       f"each channel of {', '.join(head['taps'])} ({head['features']} texture statistics), fitted "
-                       f"on the {head['train_crops']} face crops of labeled_pool's real and fake videos, each also "
-                       f"in {head['augment']} codec-damaged copies (training.stats_head); leave-one-method-out "
-                       "figures under training.leave_one_method_out.")
+        copies = head["augment"]
+        description = (f"{run_summary['backbone']} backbone of {run_summary.get('weights')}, frozen. A statistics "
+                       f"head: a logistic regression on the mean and standard deviation of each channel of "
+                       f"{', '.join(head['taps'])} ({head['features']} texture statistics), fitted on the "
+                       f"{head['train_crops']} face crops of labeled_pool's real and fake videos"
+                       + (f" and {copies} codec-damaged cop{'y' if copies == 1 else 'ies'} of each" if copies else "")
+                       + " (training.stats_head).")
+        if head.get("keep_top"):
+            description += (" The starting model's own head (blending evidence of self-blends) is kept: the output "
+                            "adds the two heads' logits, each standardised on real crops, with equal weight.")
+        description += " Leave-one-method-out figures under training.leave_one_method_out."
     elif run_summary.get("mode") == "recipe":
         description = (f"{run_summary['backbone']} ({run_summary.get('weights') or 'random init'} start) fine-tuned "
                        "on real fakes of labeled_pool and self-blended images of real faces, with codec damage on "
@@ -75,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mix", type=float, help="export (1-a)*checkpoint + a*weights, a training.recipe weight mix; "
                                              "the run's summary must be made for it (training.lomo_report --mix)")
     p.add_argument("--evaluation", type=Path, help="summary.json of training.evaluate on labelled data")
+    p.add_argument("--degraded", action="append", default=[], metavar="NAME=SUMMARY",
+                   help="summary.json of the same evaluation on damaged copies (training.degrade), recorded in the "
+                        "card under metrics.degraded.NAME; repeatable, e.g. h264_crf35=runs/eval_crf35/summary.json")
     p.add_argument("--out", type=Path, default=config.DEFAULT_MODEL_DIR, help="model root to (re)write")
     p.add_argument("--version", type=int, default=1)
     p.add_argument("--notes", default="", help="extra sentence for the card's description")
@@ -82,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = json.loads((args.run / "summary.json").read_text())
         evaluation = json.loads(args.evaluation.read_text()) if args.evaluation else None
+        degraded = {}
+        for entry in args.degraded:
+            name, sep, path = entry.partition("=")
+            if not sep or not name or not path:
+                raise ValueError(f"--degraded {entry!r}: expected NAME=SUMMARY")
+            degraded[name] = {key: value for key, value in json.loads(Path(path).read_text()).items()
+                              if key in ("manifest", "sections", "skipped")}
+        if degraded:
+            if evaluation is None:
+                raise ValueError("--degraded needs --evaluation (the figures it is compared with)")
+            evaluation = {**evaluation, "degraded": degraded}
         model = keras.models.load_model(args.checkpoint, compile=False)
         if args.mix is not None:
             if not args.weights:

@@ -63,7 +63,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def stats_model(init: Path, backbone: str = config.DEFAULT_BACKBONE, taps: tuple[str, ...] | None = None,
                 keep_top: bool = False):
     """The statistics-head task model with every backbone layer's weights copied from the model at ``init`` (by
-    layer name) and frozen, and with ``keep_top`` that model's own head as the linear ``top_head``; the statistics
+    layer name) and frozen, and with ``keep_top`` that model's own head as the linear ``top_head`` (its kept
+    ``top_head`` when ``init`` was made here with one, so the shipped model refits from itself); the statistics
     head is left unfitted."""
     from detector.classifier import build_classifier
     from detector.model import load_detector
@@ -76,8 +77,10 @@ def stats_model(init: Path, backbone: str = config.DEFAULT_BACKBONE, taps: tuple
         if layer.weights:
             layer.set_weights(source.get_layer(layer.name).get_weights())
     if keep_top:
-        top = source.get_layer(OUTPUT_NAME)
-        if top.get_config().get("activation") != "sigmoid":
+        # a model made here with a kept head keeps it as top_head; a classic model's head is its sigmoid output
+        names = {layer.name for layer in source.layers}
+        top = source.get_layer("top_head" if "top_head" in names else OUTPUT_NAME)
+        if top.name == OUTPUT_NAME and top.get_config().get("activation") != "sigmoid":
             raise ValueError(f"{init}: its head is not a sigmoid unit, so its logit cannot be kept")
         model.get_layer("top_head").set_weights(top.get_weights())
     model.freeze_backbone()
