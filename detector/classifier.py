@@ -1,10 +1,11 @@
 """The task model: uint8-valued RGB face crops -> preprocessor -> backbone -> head (pooling, dropout, sigmoid).
 
-Two heads share the class. The classic one pools the backbone's last feature map. The statistics head (``taps``)
-pools the mean and standard deviation of each channel of a few intermediate feature maps instead (texture
+The class builds one of three heads. The classic one pools the backbone's last feature map. The statistics head
+(``taps``) pools the mean and standard deviation of each channel of a few intermediate feature maps instead (texture
 statistics at several scales), and the backbone stops at the deepest of them. Evidence of manipulation is local
 (blending seams, generator texture, resampling), while the last map mostly encodes what the picture shows, and a
-head on content learns the training set's footage rather than its fakes (see :mod:`training.stats_head`).
+head on content learns the training set's footage rather than its fakes (see :mod:`training.stats_head`). With
+``keep_top`` both heads run on one backbone pass and the output adds them.
 
 An object in the spirit of keras-hub's ``ImageClassifier``: a :class:`keras.Model` whose parts are attributes
 (``preprocessor``, ``backbone``, ``pooler``, ``head_dropout``, ``head``), so training says ``freeze_backbone()``
@@ -33,7 +34,11 @@ from .scoring import INPUT_NAME, OUTPUT_NAME
 
 @keras.saving.register_keras_serializable(package="detector")
 class ChannelStatistics(keras.layers.Layer):
-    """(N, H, W, C) -> (N, 2C): each channel's mean over the map, then its standard deviation."""
+    """(N, H, W, C) -> (N, 2C): each channel's mean over the map, then its standard deviation.
+
+    The spread is sqrt(E[x^2] - E[x]^2 + 1e-6): one pass over the map, clamped against rounding below zero, and the
+    small constant keeps the gradient finite for a channel that is constant (ReLU6 maps often are), which Grad-CAM's
+    gradients pass through."""
 
     def call(self, x):
         mean = ops.mean(x, axis=(1, 2))
