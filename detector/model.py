@@ -6,7 +6,7 @@ attributes); its card is :class:`detector.scoring.ModelCard`. The model takes ui
 
 On disk a model is a folder in TF Serving's layout::
 
-    saved_model/deepfake/1/          SavedModel (signatures serving_default and serving_jpeg)
+    saved_model/deepfake/<version>/  SavedModel (signatures serving_default and serving_jpeg)
     saved_model/deepfake/model.keras the same weights for Keras (Grad-CAM needs a Keras model)
     saved_model/deepfake/card.json   the model card: backbone, threshold, training recipe, measured metrics
 """
