@@ -96,6 +96,8 @@ register(
         imagenet_offline=True,
         description="EfficientNet-Lite0 (ReLU6, no squeeze-excite), 4.7M parameters, ImageNet top-1 75.1%",
         tags=("mobile", "offline-imagenet"),
+        # the last residual output of each stage at strides 4, 8 and 16 (twice), as for MobileNetV2 below
+        stat_taps=("lite0_block02_add", "lite0_block04_add", "lite0_block07_add", "lite0_block10_add"),
     )
 )
 

@@ -145,3 +145,15 @@ def test_stats_head_runs_leave_one_method_out_and_exports(pack: Path, tmp_path: 
     assert "texture statistics" in card["description"] and card["training"]["stats_head"]["keep_top"] is True
     exported = keras.models.load_model(root / "model.keras", compile=False)
     assert exported.keep_top and exported.taps == TAPS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in backbones.available() if backbones.get(n).stat_taps])
+def test_every_registered_tap_set_builds_a_statistics_head(name: str) -> None:
+    """The registry's taps exist in their backbone, shallow to deep, and the head pools two numbers per channel."""
+    model = build_classifier(name, taps=backbones.get(name).stat_taps)
+    taps = [model.get_layer(t) for t in model.taps]
+    sizes = [int(layer.output.shape[1]) for layer in taps]
+    assert sizes == sorted(sizes, reverse=True)  # from fine to coarse maps
+    assert model.embedder().output.shape[-1] == 2 * sum(int(layer.output.shape[-1]) for layer in taps)
+    assert model.backbone.layers[-1].name == model.taps[-1]  # nothing past the deepest tap
