@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def worker(pack: Path):
-    recipe._init_worker(str(pack), {"batch_size": 16, "sbi_share": 0.4, "paired_share": 0.3, "h264": False})
+    recipe._init_worker(str(pack), {"batch_size": 16, "sbi_share": 0.4, "paired_share": 0.3, "cross_share": 0.5,
+                                    "h264": False})
     yield recipe._STATE
     recipe._STATE.clear()
 
@@ -43,6 +44,34 @@ def test_pools_respect_roles_and_pairs(worker) -> None:
     # the fold that holds "talk" out never draws it, nor anything of its group
     held_out = recipe._sampler("talk")
     assert names(held_out.pool_fakes) == {"stream_fake"}
+
+
+def test_synthetic_pairs_are_cross_identity_blends_at_the_cross_share(worker, monkeypatch) -> None:
+    """With every pair synthetic: at cross share 1 each fake pastes a face of another group onto its real, at 0 each
+    is a self-blend of its own crop; either way only the face changes."""
+    from training import cross_blend as cross_module
+
+    sampler, images, crops = recipe._sampler("all"), worker["images"], worker["crops"]
+    pasted: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def recording(target, target_landmarks, source, source_landmarks, rng):
+        pasted.append((target, source))
+        return cross_module.cross_blend(target, target_landmarks, source, source_landmarks, rng)
+
+    monkeypatch.setattr(recipe, "cross_blend", recording)
+
+    def groups_of(image: np.ndarray) -> set[str]:
+        return {crops[i]["group"] for i in range(len(images)) if np.array_equal(images[i], image)}
+
+    for share, expect in ((1.0, 6), (0.0, 0)):
+        pasted.clear()
+        reals, fakes = sampler.pairs(6, np.random.default_rng(4), 1.0, 0.0, images, share)
+        assert len(pasted) == expect
+        for target, source in pasted:
+            assert not groups_of(target) & groups_of(source)
+        for real, fake in zip(reals, fakes):
+            changed = np.abs(real.astype(int) - fake.astype(int)).sum(axis=2) > 0
+            assert changed[80:160, 70:150].any() and not changed[:10, :10].any()
 
 
 def test_video_scores_use_the_scanners_rule() -> None:

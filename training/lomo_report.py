@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": ("python -m training.recipe " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in settings.items()
             if k in ("pack", "init", "batch_size", "fold_steps", "final_steps", "lr", "sbi_share", "paired_share",
-                     "seed"))),
+                     "cross_share", "seed"))),
     }
     (args.run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(markdown(fig))

@@ -6,8 +6,9 @@ Backend-agnostic Keras (no TensorFlow import), so it runs under JAX on a GPU mac
 the model it saves loads under TensorFlow for export. Batches are built in worker processes forked *before* Keras
 starts, each holding the decoded pack; every batch is half real, half fake, made of pairs:
 
-- self-blend pairs (``--sbi-share``): a real crop and its self-blend (training.sbi), from every real source: pure
-  blending evidence on real footage, in every batch;
+- synthetic pairs (``--sbi-share``): a real crop and a fake made from it, from every real source: pure blending
+  evidence on real footage, in every batch. ``--cross-share`` of them are cross-identity blends (training.cross_blend:
+  another person's face with close landmarks pasted in), the rest self-blends (training.sbi);
 - same-footage pairs: a real fake and the real half of the same footage (DeepFaceLive streams, MegActor drivers),
   where only the face differs, so the model cannot learn content;
 - other real fakes against reals drawn from the pool.
@@ -41,9 +42,14 @@ import numpy as np
 
 from detector import aggregate
 from training import codec, sbi
+from training.cross_blend import choose_source, cross_blend, normalised_shape
 from training.folds import PoolItem, method_folds
 
 _STATE: dict = {}
+#: Share of the synthetic pairs made as cross-identity blends: on frozen statistics features a head trained on
+#: self-blends alone scored 0.50 on the pool's unseen methods, on cross-identity blends 0.57, on half of each 0.58
+#: (training.synthetic_probe).
+DEFAULT_CROSS_SHARE = 0.5
 
 
 def load_pack(pack: Path) -> tuple[list[dict], np.ndarray]:
@@ -72,6 +78,9 @@ class Sampler:
 
         usable = [i for i, c in enumerate(crops) if ok(c)]
         self.sbi_reals = [i for i in usable if crops[i]["label"] == 0 and "landmarks" in crops[i]]
+        self.shapes = np.stack([normalised_shape(crops[i]["landmarks"]) for i in self.sbi_reals]) \
+            if self.sbi_reals else np.zeros((0, 0))
+        self.groups = [crops[i]["group"] for i in self.sbi_reals]
         self.pool_reals = [i for i in usable if crops[i]["role"] == "pool" and crops[i]["label"] == 0]
         self.pool_fakes = [i for i in usable if crops[i]["role"] == "pool" and crops[i]["label"] == 1]
         by_group: dict[str, dict[int, list[int]]] = {}
@@ -81,14 +90,24 @@ class Sampler:
         self.crops = crops
 
     def pairs(self, n: int, rng: np.random.Generator, sbi_share: float, paired_share: float,
-              images: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+              images: np.ndarray, cross_share: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """``n`` (real, fake) pairs: synthetic ones (``sbi_share``; of those, ``cross_share`` cross-identity blends
+        and the rest self-blends), same-footage pool pairs (``paired_share``) and other pool fakes against pool
+        reals."""
         reals, fakes = [], []
         for _ in range(n):
             u = rng.random()
             if u < sbi_share or not self.pool_fakes:
-                i = self.sbi_reals[rng.integers(len(self.sbi_reals))]
+                k = int(rng.integers(len(self.sbi_reals)))
+                i = self.sbi_reals[k]
                 lm = np.asarray(self.crops[i]["landmarks"], np.float32)
-                fake, _ = sbi.self_blend(images[i], lm, rng)
+                other = choose_source(k, self.shapes, self.groups, rng) if rng.random() < cross_share else None
+                if other is None:
+                    fake, _ = sbi.self_blend(images[i], lm, rng)
+                else:
+                    j = self.sbi_reals[other]
+                    fake, _ = cross_blend(images[i], lm, images[j],
+                                          np.asarray(self.crops[j]["landmarks"], np.float32), rng)
                 real = images[i]
             elif u < sbi_share + paired_share and self.paired:
                 group = self.paired[rng.integers(len(self.paired))]
@@ -167,7 +186,8 @@ def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     s = _STATE["settings"]
     rng = np.random.default_rng([seed, index])
     half = s["batch_size"] // 2
-    reals, fakes = _sampler(key).pairs(half, rng, s["sbi_share"], s["paired_share"], _STATE["images"])
+    reals, fakes = _sampler(key).pairs(half, rng, s["sbi_share"], s["paired_share"], _STATE["images"],
+                                       s["cross_share"])
     images = np.stack([_light_augment(x, rng) for x in reals + fakes])
     images = codec.damage_batch(images, rng, use_h264=s["h264"])
     labels = np.concatenate([np.zeros(half, np.float32), np.ones(half, np.float32)])
@@ -221,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--sbi-share", type=float, default=0.5, help="share of pairs that are self-blends")
     p.add_argument("--paired-share", type=float, default=0.25, help="share of same-footage real/fake pairs")
+    p.add_argument("--cross-share", type=float, default=DEFAULT_CROSS_SHARE,
+                   help="share of the synthetic pairs that are cross-identity blends (the rest are self-blends)")
     p.add_argument("--curve-points", type=int, default=4, help="eval-set scores this many times in the final run")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--seed", type=int, default=0)
@@ -235,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(exc))
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"batch_size": args.batch_size, "sbi_share": args.sbi_share, "paired_share": args.paired_share,
+                "cross_share": args.cross_share,
                 "h264": codec.ffmpeg_available()}
     # fork the batch workers before Keras and its backend start threads
     workers = mp.get_context("fork").Pool(args.workers, _init_worker, (str(args.pack), settings))

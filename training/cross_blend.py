@@ -1,0 +1,84 @@
+"""Cross-identity blends (the idea of Li et al., Face X-ray, CVPR 2020), written for this project.
+
+A self-blend (:mod:`training.sbi`) pastes a face back onto itself, so identity, expression and pose always match.
+A cross-identity blend pastes another real person's face, chosen because their landmarks are close (a similar pose
+and face shape, as a face swap tool would find), aligned to the target by a similarity transform, colour-matched
+inside the face region, and blended through the same kind of jittered, warped, blurred mask. What is left to see is
+what a face swap leaves: a blending boundary, and two faces' texture, lighting and sharpness meeting at it.
+
+Everything is numpy/OpenCV and deterministic for a given ``np.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from training.sbi import BLEND_RATIOS, face_mask
+
+#: How many of the closest candidates (by landmarks) the source is drawn from: the nearest alone would pair the
+#: same two faces every time.
+NEAREST = 5
+
+
+def normalised_shape(landmarks: np.ndarray) -> np.ndarray:
+    """Landmarks centred and scaled to unit spread: a pose and face-shape signature comparable across crops."""
+    pts = np.asarray(landmarks, np.float64)
+    centred = pts - pts.mean(axis=0)
+    return (centred / (np.sqrt((centred ** 2).sum(axis=1).mean()) + 1e-9)).ravel()
+
+
+def nearest_sources(target: np.ndarray, candidates: np.ndarray, k: int = NEAREST) -> np.ndarray:
+    """Indices of the ``k`` candidates whose :func:`normalised_shape` is closest to the target's, nearest first.
+    ``target`` is one shape (2L,), ``candidates`` (N, 2L)."""
+    distances = np.linalg.norm(candidates - target[None], axis=1)
+    return np.argsort(distances, kind="stable")[:k]
+
+
+def choose_source(k: int, shapes: np.ndarray, groups: list[str], rng: np.random.Generator,
+                  candidates: int = 200) -> int | None:
+    """For the face ``k`` of a set (its :func:`normalised_shape` rows ``shapes`` and ``groups``), another face to
+    paste onto it: from a different group (another person or video), among the ``NEAREST`` closest in shape of up
+    to ``candidates`` drawn at random. None when every face shares ``k``'s group."""
+    others = np.flatnonzero(np.asarray(groups) != groups[k])
+    if others.size == 0:
+        return None
+    drawn = rng.choice(others, size=min(candidates, others.size), replace=False)
+    return int(drawn[rng.choice(nearest_sources(shapes[k], shapes[drawn]))])
+
+
+def _match_colour(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``source`` with each LAB channel's mean and spread inside ``mask`` moved to the target's there."""
+    inside = mask > 0.5
+    if inside.sum() < 16:
+        return source
+    src = cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(np.float32)
+    tgt = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(np.float32)
+    for c in range(3):
+        s, t = src[..., c][inside], tgt[..., c][inside]
+        src[..., c] = (src[..., c] - s.mean()) * (t.std() / (s.std() + 1e-6)) + t.mean()
+    return cv2.cvtColor(np.clip(src, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def cross_blend(target: np.ndarray, target_landmarks: np.ndarray, source: np.ndarray,
+                source_landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(blended uint8 image, blend mask float32 in [0, 1]): ``source``'s face warped onto ``target``'s by the
+    similarity transform between their landmarks, colour-matched, blended through a mask of the target's face.
+
+    Pixels where the mask is 0 are the target's own, so the fake differs from the real crop only inside the blend.
+    """
+    h, w = target.shape[:2]
+    matrix, _ = cv2.estimateAffinePartial2D(np.asarray(source_landmarks, np.float32),
+                                            np.asarray(target_landmarks, np.float32))
+    if matrix is None:  # degenerate landmarks: fall back to pasting the source as it is
+        matrix = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+    warped = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    mask = face_mask(target_landmarks, (h, w), rng)
+    warped = _match_colour(warped, target, mask)
+    mask = mask * float(rng.choice(BLEND_RATIOS))
+    m = mask[..., None]
+    blended = np.clip(np.round(m * warped.astype(np.float32) + (1 - m) * target.astype(np.float32)), 0, 255)
+    blended = blended.astype(np.uint8)
+    untouched = mask <= 0
+    blended[untouched] = target[untouched]
+    return blended, mask.astype(np.float32)
