@@ -101,7 +101,9 @@ class Sampler:
                 k = int(rng.integers(len(self.sbi_reals)))
                 i = self.sbi_reals[k]
                 lm = np.asarray(self.crops[i]["landmarks"], np.float32)
-                other = choose_source(k, self.shapes, self.groups, rng) if rng.random() < cross_share else None
+                # no draw at share 0, so such batches are the self-blend-only recipe's, number for number
+                cross = cross_share > 0 and rng.random() < cross_share
+                other = choose_source(k, self.shapes, self.groups, rng) if cross else None
                 if other is None:
                     fake, _ = sbi.self_blend(images[i], lm, rng)
                 else:
