@@ -157,15 +157,15 @@ def fold_log(crops: list[dict], features: dict[str, np.ndarray], c: float, augme
     return folds
 
 
-def eval_figures(crops: list[dict], scores: np.ndarray) -> dict | None:
-    """Crop scores on the pack's eval crops (the labelled set) as video scores by the scanner's rule: shown, never
-    used to choose anything. None without both classes there."""
-    idx = [i for i, x in enumerate(crops) if x["role"] == "eval"]
+def item_figures(crops: list[dict], scores: np.ndarray, role: str = "eval") -> dict | None:
+    """Crop scores on the pack's ``role`` crops as video-level figures by the scanner's rule (for the eval crops, the
+    labelled set: shown, never used to choose anything). None without both classes there."""
+    idx = [i for i, x in enumerate(crops) if x["role"] == role]
     if not idx:
         return None
-    eval_crops, items = [crops[i] for i in idx], {crops[i]["item"] for i in idx}
+    items = {crops[i]["item"] for i in idx}
     label_of = {crops[i]["item"]: int(crops[i]["label"]) for i in idx}
-    videos = video_scores(eval_crops, scores[idx], items)
+    videos = video_scores([crops[i] for i in idx], scores[idx], items)
     y = np.array([label_of[k] for k in videos])
     return block(y, np.array([videos[k] for k in videos])) if len(set(y.tolist())) == 2 else None
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     set_heads(model, final)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / "model.keras")
-    evaluation = eval_figures(crops, final(features["score"], None if top is None else top["score"]))
+    evaluation = item_figures(crops, final(features["score"], None if top is None else top["score"]))
     settings = {"pack": str(args.pack), "init": str(args.init), "backbone": args.backbone, "taps": list(model.taps),
                 "keep_top": args.keep_top, "C": args.C, "augment": args.augment, "seed": args.seed}
     log = {"settings": settings, "folds": folds, "final": {"train_crops": len(rows), "eval": evaluation}}

@@ -25,9 +25,8 @@ from training import sbi
 from training.codec import damage_batch
 from training.cross_blend import choose_source, cross_blend, normalised_shape
 from training.feature_probe import fit_head
-from training.lomo_report import block
-from training.recipe import load_pack, video_scores
-from training.stats_head import feature_model, stats_model
+from training.recipe import load_pack
+from training.stats_head import feature_model, item_figures, stats_model
 
 KINDS = ("self-blend", "cross-identity", "both")
 
@@ -69,16 +68,6 @@ def make_pairs(crops: list[dict], images: np.ndarray, kind: str, count: int,
     return out[0], out[1]
 
 
-def scores_on(crops: list[dict], scores: np.ndarray, role: str) -> dict | None:
-    """Video-level figures of crop scores on the pack's ``role`` crops (the scanner's rule per item)."""
-    idx = [i for i, c in enumerate(crops) if c["role"] == role]
-    items = {crops[i]["item"] for i in idx}
-    label_of = {crops[i]["item"]: int(crops[i]["label"]) for i in idx}
-    videos = video_scores([crops[i] for i in idx], scores[idx], items)
-    y = np.array([label_of[k] for k in videos])
-    return block(y, np.array([videos[k] for k in videos])) if len(set(y.tolist())) == 2 else None
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pack", type=Path, required=True, help="a training.pack folder")
@@ -111,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         x = np.concatenate([features(reals), features(fakes)])
         head = fit_head(x, np.repeat([0, 1], [len(reals), len(fakes)]), args.C)
         scores = head(pack_features)
-        out["kinds"][kind] = {"pool_all_methods": scores_on(crops, scores, "pool"),
-                              "eval_crops": scores_on(crops, scores, "eval")}
+        out["kinds"][kind] = {"pool_all_methods": item_figures(crops, scores, "pool"),
+                              "eval_crops": item_figures(crops, scores, "eval")}
         pool, ev = out["kinds"][kind]["pool_all_methods"], out["kinds"][kind]["eval_crops"]
         print(f"{kind:15s} pool (every method unseen) ROC-AUC {pool['roc_auc']} {pool['roc_auc_ci']}, "
               f"{pool['tpr_at_5pct_fpr']:.0%} caught at 5 % FP; labelled eval crops "
