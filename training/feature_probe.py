@@ -24,7 +24,7 @@ import numpy as np
 
 from training.folds import method_folds
 from training.lomo_report import block
-from training.recipe import load_pack, pool_items, video_scores
+from training.recipe import item_figures, load_pack, pool_items, video_scores
 
 
 def paired_groups(crops: list[dict]) -> set[str]:
@@ -105,14 +105,9 @@ def probe(crops: list[dict], features: np.ndarray, own: np.ndarray, c: float = 0
                                      for key, col in (("head", 3), ("model", 4))}
     train = train_indices(crops, {x["item"] for x in crops if x["role"] == "pool"}, pairs_only, with_reals)
     head = fit_head(features[train], labels[train], c)
-    idx = [i for i, x in enumerate(crops) if x["role"] == "eval"]
-    if idx:
-        eval_crops, items = [crops[i] for i in idx], {crops[i]["item"] for i in idx}
-        item_label = {crops[i]["item"]: int(crops[i]["label"]) for i in idx}
-        ours, theirs = video_scores(eval_crops, head(features[idx]), items), video_scores(eval_crops, own[idx], items)
-        ey = np.array([item_label[k] for k in ours])
-        out["eval"] = {"head": block(ey, np.array([ours[k] for k in ours]), n_bootstrap),
-                       "model": block(ey, np.array([theirs[k] for k in ours]), n_bootstrap)}
+    head_eval = item_figures(crops, head(features), "eval", n_bootstrap)
+    if head_eval is not None:
+        out["eval"] = {"head": head_eval, "model": item_figures(crops, own, "eval", n_bootstrap)}
     return out
 
 

@@ -215,6 +215,21 @@ def video_scores(crops: list[dict], probs: np.ndarray, items: set[str]) -> dict[
     return out
 
 
+def item_figures(crops: list[dict], scores: np.ndarray, role: str = "eval", n_bootstrap: int = 2000) -> dict | None:
+    """Crop scores (one per crop of ``crops``) on the ``role`` crops as video-level figures by the scanner's rule (for
+    the eval crops, the labelled set: shown, never used to choose anything). None without both classes there."""
+    from training.lomo_report import block
+
+    idx = [i for i, x in enumerate(crops) if x["role"] == role]
+    if not idx:
+        return None
+    items = {crops[i]["item"] for i in idx}
+    label_of = {crops[i]["item"]: int(crops[i]["label"]) for i in idx}
+    videos = video_scores([crops[i] for i in idx], np.asarray(scores)[idx], items)
+    y = np.array([label_of[k] for k in videos])
+    return block(y, np.array([videos[k] for k in videos]), n_bootstrap) if len(set(y.tolist())) == 2 else None
+
+
 def _damaged(images: np.ndarray, kind: str) -> np.ndarray:
     if kind == "crf35":
         return codec.h264_roundtrip(images, 35) if codec.ffmpeg_available() else np.stack(
@@ -243,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--final-steps", type=int, default=1600)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--sbi-share", type=float, default=0.5, help="share of pairs that are self-blends")
+    p.add_argument("--sbi-share", type=float, default=0.5, help="share of pairs that are synthetic fakes of real crops "
+                                                                "(cross-identity blends or self-blends: --cross-share)")
     p.add_argument("--paired-share", type=float, default=0.25, help="share of same-footage real/fake pairs")
     p.add_argument("--cross-share", type=float, default=DEFAULT_CROSS_SHARE,
                    help="share of the synthetic pairs that are cross-identity blends (the rest are self-blends)")
@@ -321,6 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     eval_idx = [i for i, c in enumerate(crops) if c["role"] == "eval"]
     eval_items = {crops[i]["item"]: crops[i]["label"] for i in eval_idx}
 
+    def at_mixes(score):
+        """``score()`` with the model's weights mixed at each of ``--mix`` (keyed by the mix), then as trained again."""
+        trained = model.get_weights()
+        out = {}
+        for alpha in mixes:
+            model.set_weights(mix_weights(initial, trained, alpha))
+            out[str(alpha)] = score()
+        model.set_weights(trained)
+        return out
+
     def eval_auc() -> float | None:
         if not eval_idx:
             return None
@@ -353,12 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                      "images_per_s": round(rate), "train_items": len(fold.train),
                      "scores": held_out_scores(), "eval_video_auc": eval_auc()}
             if mixes:
-                trained = model.get_weights()
-                entry["mix"] = {}
-                for alpha in mixes:
-                    model.set_weights(mix_weights(initial, trained, alpha))
-                    entry["mix"][str(alpha)] = {"scores": held_out_scores(), "eval_video_auc": eval_auc()}
-                model.set_weights(trained)
+                entry["mix"] = at_mixes(lambda: {"scores": held_out_scores(), "eval_video_auc": eval_auc()})
             log["folds"].append(entry)
             mixed = "; ".join(f"mix {a}: fold AUC {_scores_auc(m['scores'])}, eval AUC {m['eval_video_auc']}"
                               for a, m in entry.get("mix", {}).items())
@@ -376,12 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     log["final"] = {"images_seen": args.final_steps * args.batch_size, "images_per_s": round(rate),
                     "eval_video_auc": eval_auc(), "seconds": round(time.time() - started)}
     if mixes:
-        trained = model.get_weights()
-        log["final"]["mix_eval_video_auc"] = {}
-        for alpha in mixes:
-            model.set_weights(mix_weights(initial, trained, alpha))
-            log["final"]["mix_eval_video_auc"][str(alpha)] = eval_auc()
-        model.set_weights(trained)
+        log["final"]["mix_eval_video_auc"] = at_mixes(eval_auc)
     # weights only (about 9 MB): a compiled .keras also stores the optimizer's state and grows past what a
     # remote machine's output limit takes back; training.recipe_export rebuilds the model from --init
     model.save_weights(args.out / "final.weights.h5")

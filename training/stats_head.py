@@ -45,8 +45,8 @@ from detector.scoring import OUTPUT_NAME
 from training.codec import damage_batch
 from training.feature_probe import LinearHead, fit_head
 from training.folds import method_folds
-from training.lomo_report import block, lomo_figures, markdown
-from training.recipe import _damaged, load_pack, pool_items, video_scores
+from training.lomo_report import lomo_figures, markdown
+from training.recipe import _damaged, item_figures, load_pack, pool_items, video_scores
 
 #: Inverse regularisation strength of the logistic head (the feature probe's default; 0.01 to 0.3 measure alike).
 DEFAULT_C = 0.1
@@ -157,19 +157,6 @@ def fold_log(crops: list[dict], features: dict[str, np.ndarray], c: float, augme
     return folds
 
 
-def item_figures(crops: list[dict], scores: np.ndarray, role: str = "eval") -> dict | None:
-    """Crop scores on the pack's ``role`` crops as video-level figures by the scanner's rule (for the eval crops, the
-    labelled set: shown, never used to choose anything). None without both classes there."""
-    idx = [i for i, x in enumerate(crops) if x["role"] == role]
-    if not idx:
-        return None
-    items = {crops[i]["item"] for i in idx}
-    label_of = {crops[i]["item"]: int(crops[i]["label"]) for i in idx}
-    videos = video_scores([crops[i] for i in idx], scores[idx], items)
-    y = np.array([label_of[k] for k in videos])
-    return block(y, np.array([videos[k] for k in videos])) if len(set(y.tolist())) == 2 else None
-
-
 def set_heads(model, scorer: Scorer) -> None:
     """Make the model compute ``scorer``: the statistics head's Dense layer (and the output unit with a kept head)."""
     kernel, bias = scorer.head.dense_weights()
@@ -216,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"features of {len(crops)} crops, {len(rows)} pool crops also damaged ...", flush=True)
     features, top = {}, {}
     features["score"], top["score"] = features_of(images)
-    for view, kind in (("crf35", "crf35"), ("half_res", "half")):
+    for view in VIEWS[1:]:
         features[view], top[view] = np.zeros_like(features["score"]), np.zeros_like(features["score"][:, 0])
-        features[view][rows], damaged_top = features_of(_damaged(images[rows], kind))
+        features[view][rows], damaged_top = features_of(_damaged(images[rows], view))
         if damaged_top is not None:
             top[view][rows] = damaged_top
     top = top if args.keep_top else None

@@ -25,8 +25,8 @@ from training import sbi
 from training.codec import damage_batch
 from training.cross_blend import choose_source, cross_blend, normalised_shape
 from training.feature_probe import fit_head
-from training.recipe import load_pack
-from training.stats_head import feature_model, item_figures, stats_model
+from training.recipe import item_figures, load_pack
+from training.stats_head import feature_model, stats_model
 
 KINDS = ("self-blend", "cross-identity", "both")
 
