@@ -13,6 +13,8 @@ In one run, with the model loaded once and warm:
   Grad-CAM of the shown frames).
 * ``current, every frame decoded``: today's defaults but ``exact_frames`` (what skipping unreferenced frames saves).
 * ``current, no Grad-CAM``: like for like with ``naive``.
+* the same with the other way of finding followed faces between whole-frame searches (``ScanOptions.refine_faces``):
+  MTCNN's last network on each face's predicted box, or the exact window search, whichever is not the default.
 
 Each path runs ``--repeat`` times, interleaved so that a burst of load on a shared machine hits them alike; the table
 gives the median (and the fastest) wall seconds, CPU seconds (this process and ffmpeg), seconds per 10 s of video,
@@ -40,12 +42,16 @@ from typing import Callable, Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from detector import video  # noqa: E402
+from detector import config, video  # noqa: E402
 from detector.faces import FaceDetector, crop_face  # noqa: E402
 from detector.model import load_detector  # noqa: E402
 from detector.pipeline import ScanOptions, Scanner  # noqa: E402
 
 STAGES = ("decode", "faces", "model", "gradcam")
+REFINE = config.REFINE_FOLLOWED
+#: the other way of finding followed faces again between whole-frame searches (detector.face_search), no Grad-CAM
+OTHER_FOLLOWING = ("no Grad-CAM, followed faces searched in windows" if REFINE
+                   else "no Grad-CAM, followed faces refined by ONet")
 
 
 def naive_clip(path: Path, frames: int, detector, faces: FaceDetector) -> dict:
@@ -197,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                                                             face_detector=current.faces), args.clip),
         "current, no Grad-CAM": scan_stages(Scanner(detector, ScanOptions(gradcam=False, **opts),
                                                     face_detector=current.faces), args.clip),
+        OTHER_FOLLOWING: scan_stages(Scanner(detector, ScanOptions(gradcam=False, refine_faces=not REFINE, **opts),
+                                             face_detector=current.faces), args.clip),
     }
     for run in paths.values():  # warm every path once (graph tracing, MTCNN weights), untimed
         run()
@@ -206,17 +214,18 @@ def main(argv: list[str] | None = None) -> int:
             runs[name].append(measure(run, sampler))
     table = {name: summary(r, info.duration) for name, r in runs.items()}
 
-    print(f"\n{'path':30s} {'wall s':>7s} {'fastest':>7s} {'CPU s':>6s} {'s/10 s':>6s}  "
+    print(f"\n{'path':46s} {'wall s':>7s} {'fastest':>7s} {'CPU s':>6s} {'s/10 s':>6s}  "
           + " ".join(f"{s:>7s}" for s in STAGES) + f" {'+MB':>5s}")
     for name, row in table.items():
-        print(f"{name:30s} {row['wall']:7.2f} {row['fastest']:7.2f} {row['cpu']:6.2f} {row['per_10s_of_video']:6.2f}  "
+        print(f"{name:46s} {row['wall']:7.2f} {row['fastest']:7.2f} {row['cpu']:6.2f} {row['per_10s_of_video']:6.2f}  "
               + " ".join(f"{row['stages'][s]:7.2f}" for s in STAGES) + f" {row['added_mb']:5.0f}")
     ratios = {"naive / current, no Grad-CAM": table["naive"]["wall"] / table["current, no Grad-CAM"]["wall"],
               "naive / current": table["naive"]["wall"] / table["current"]["wall"],
               "previous / current": table["previous"]["wall"] / table["current"]["wall"],
               "current, in sequence / current": table["current, in sequence"]["wall"] / table["current"]["wall"],
               "current, every frame decoded / current":
-                  table["current, every frame decoded"]["wall"] / table["current"]["wall"]}
+                  table["current, every frame decoded"]["wall"] / table["current"]["wall"],
+              f"naive / {OTHER_FOLLOWING}": table["naive"]["wall"] / table[OTHER_FOLLOWING]["wall"]}
     cpu_ratios = {k: table[k.split(" / ")[0]]["cpu"] / table[k.split(" / ")[1]]["cpu"] for k in ratios}
     print("\nspeed-up (median wall): " + "; ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
     print("CPU seconds ratio:      " + "; ".join(f"{k} {v:.2f}x" for k, v in cpu_ratios.items()))

@@ -163,9 +163,9 @@ def _worker_extract(path: Path):
     opts = _WORKER["options"]
     t0 = time.perf_counter()
     try:
+        search = SearchSettings(full_every=opts.full_detect_every, refine=opts.refine_faces)
         faces = extract_faces(path, _WORKER["faces"], opts.frames, opts.fps, opts.margin, _WORKER["size"],
-                              opts.max_faces, search=SearchSettings(full_every=opts.full_detect_every),
-                              exact_frames=opts.exact_frames)
+                              opts.max_faces, search=search, exact_frames=opts.exact_frames)
         return faces, None, time.perf_counter() - t0
     except DetectorError as exc:
         return None, str(exc), 0.0

@@ -10,6 +10,8 @@ whenever a followed face is not found in its window (it moved far, turned away o
 ones whole-frame detection finds. While faces are followed, those whole-frame searches skip the pyramid levels for
 faces too small to count beside the largest one (:data:`config.MIN_TRACK_RELATIVE_SIZE`): the detection resolution
 follows the face size already found. ``full_every=1`` searches every frame whole, as the previous release did.
+``refine`` (:data:`config.REFINE_FOLLOWED`, off) skips the window search too and hands each followed face's predicted
+box to MTCNN's last network alone: cheaper, but with its own boxes rather than the search's.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class SearchSettings:
     min_iou: float = config.TRACK_IOU
     #: whole-frame searches while faces are followed look for faces down to this share of the largest one
     smallest_share: float = config.MIN_TRACK_RELATIVE_SIZE
+    #: between whole-frame searches, hand each followed face's predicted box to MTCNN's last network instead of
+    #: searching its window
+    refine: bool = config.REFINE_FOLLOWED
 
 
 @dataclass
@@ -122,9 +127,13 @@ class FaceSearch:
                            min(float(h), cy + half)], np.float32)
         if window[2] - window[0] < 2 or window[3] - window[1] < 2:
             return None
-        region = Region(window, face.side / s.level_range, face.side * s.level_range)
-        # the whole-frame search's turns, in its order, so a face too unsure upright is judged as it would be there
-        turns = rotations if face.rotation in rotations else (face.rotation, *rotations)
+        region = Region(window, face.side / s.level_range, face.side * s.level_range,
+                        seed=predicted if s.refine else None)
+        # the whole-frame search's turns, in its order, so a face too unsure upright is judged as it would be there;
+        # a refined face only in the turn it was found in (ONet on a handed box is often below the sure confidence,
+        # and would send every frame through every turn)
+        turns = (face.rotation,) if s.refine else \
+            rotations if face.rotation in rotations else (face.rotation, *rotations)
         candidates = self.detector.detect(image, turns, region=region)
         best = max(candidates, key=lambda d: iou(d.box, predicted), default=None)
         if best is None or iou(best.box, predicted) < s.min_iou:

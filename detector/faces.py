@@ -189,7 +189,12 @@ def _turn_region(region: Region | None, rotation: int, shape: tuple[int, int]) -
     turned_shape = shape if rotation == 180 else (shape[1], shape[0])
     corners = unrotate_points(np.array([[x1, y1], [x2, y1], [x1, y2], [x2, y2]], np.float32), (360 - rotation) % 360,
                               turned_shape)
-    return Region(np.concatenate([corners.min(axis=0), corners.max(axis=0)]), region.min_face, region.max_face)
+    seed = None
+    if region.seed is not None:
+        s1, s2 = unrotate_points(np.asarray(region.seed, np.float32).reshape(2, 2), (360 - rotation) % 360,
+                                 turned_shape)
+        seed = np.concatenate([np.minimum(s1, s2), np.maximum(s1, s2)])
+    return Region(np.concatenate([corners.min(axis=0), corners.max(axis=0)]), region.min_face, region.max_face, seed)
 
 
 def unrotate_points(points: np.ndarray, rotation: int, shape: tuple[int, int]) -> np.ndarray:

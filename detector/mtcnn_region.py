@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 #: mtcnn 1.0.0's defaults (StagePNet): smallest face, pyramid step, proposal threshold, NMS within / across levels
@@ -24,6 +25,8 @@ SCALE_FACTOR = 0.709
 PNET_THRESHOLD = 0.6
 PNET_NMS_LEVEL = 0.5
 PNET_NMS_ALL = 0.7
+#: ONet passes over a handed face box (see :func:`_refine`)
+REFINE_ROUNDS = 2
 #: PNet's cell (pixels of a pyramid level) and its stride
 CELL = 12
 STRIDE = 2
@@ -37,11 +40,14 @@ class Region:
     window: np.ndarray | None = None
     min_face: float = 0.0
     max_face: float = math.inf
+    #: a face box (x1, y1, x2, y2) expected here: MTCNN's last network refines it directly, without a search
+    seed: np.ndarray | None = None
 
     def scaled(self, factor: float) -> "Region":
         """The same region in an image resized by ``factor``."""
         window = None if self.window is None else np.asarray(self.window, np.float64) * factor
-        return Region(window, self.min_face * factor, self.max_face * factor)
+        seed = None if self.seed is None else np.asarray(self.seed, np.float64) * factor
+        return Region(window, self.min_face * factor, self.max_face * factor, seed)
 
 
 def detect_faces(mtcnn, image: np.ndarray, region: Region | None = None) -> list[dict]:
@@ -54,20 +60,20 @@ def detect_faces(mtcnn, image: np.ndarray, region: Region | None = None) -> list
     region = region or Region()
     _, rnet, onet = mtcnn.stages
     shapes = np.asarray([image.shape])
-    # mtcnn normalises to float64, but (x - 127.5) / 128 of a byte is exact in float32 too, and TensorFlow's resize
-    # and crop kernels compute in float32 either way: the same numbers at half the memory traffic, converted once
-    normalized = tf.convert_to_tensor((image[None].astype(np.float32) - 127.5) / 128)
-    proposals = _proposals(mtcnn.stages[0], normalized, image.shape[:2], region)
-    if not proposals:
-        return []
-    boxes = smart_nms_from_bboxes(np.concatenate(proposals, axis=0), threshold=PNET_NMS_ALL, method="union",
-                                  initial_sort=True)
-    boxes = resize_to_square(boxes)
+    normalized = tf.convert_to_tensor(normalize(image)[None])
     try:
-        boxes = rnet(bboxes_batch=boxes, images_normalized=normalized, images_oshapes=shapes)
-        if len(boxes) == 0:
-            return []
-        boxes = onet(bboxes_batch=boxes, images_normalized=normalized, images_oshapes=shapes)
+        if region.seed is not None:
+            boxes = _refine(onet, normalized, shapes, region.seed)
+        else:
+            proposals = _proposals(mtcnn.stages[0], normalized, image.shape[:2], region)
+            if not proposals:
+                return []
+            boxes = smart_nms_from_bboxes(np.concatenate(proposals, axis=0), threshold=PNET_NMS_ALL, method="union",
+                                          initial_sort=True)
+            boxes = rnet(bboxes_batch=resize_to_square(boxes), images_normalized=normalized, images_oshapes=shapes)
+            if len(boxes) == 0:
+                return []
+            boxes = onet(bboxes_batch=boxes, images_normalized=normalized, images_oshapes=shapes)
     except tf.errors.InvalidArgumentError:  # what mtcnn itself takes for "no faces"
         return []
     if len(boxes) == 0:
@@ -75,6 +81,36 @@ def detect_faces(mtcnn, image: np.ndarray, region: Region | None = None) -> list
     boxes = limit_bboxes(boxes, images_shapes=shapes, limit_landmarks=False)  # one image: no batch padding to undo
     found = to_json(boxes, images_count=1, output_as_width_height=True, input_as_width_height=False)
     return found[0] if found else []
+
+
+def _refine(onet, normalized, shapes: np.ndarray, seed: np.ndarray, rounds: int = REFINE_ROUNDS) -> np.ndarray:
+    """ONet on the squared ``seed`` box, ``rounds`` times (each round starts from the box the last one regressed):
+    what MTCNN's last stage makes of a face it is handed where it is, without PNet's search and RNet's filtering.
+    Empty when ONet no longer sees a face there (below its threshold).
+
+    ONet's box is not a fixed point of the search: the face comes out a few pixels from where the search puts it
+    (box overlap 0.95 on average on the labelled videos; RNet before ONet, or nine jittered seeds through both,
+    measured no closer)."""
+    from mtcnn.utils.bboxes import resize_to_square
+
+    boxes = np.array([[0.0, *np.asarray(seed, np.float64)[:4], 1.0]])
+    for _ in range(rounds):
+        boxes = onet(bboxes_batch=resize_to_square(boxes[:, :6]), images_normalized=normalized,
+                     images_oshapes=shapes)
+        if len(boxes) == 0:
+            break
+    return boxes
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """MTCNN's input scaling, (x - 127.5) / 128, of an RGB uint8 image, as float32.
+
+    mtcnn computes it in float64, but for a byte it is exact in float32 (x / 128 and 127.5 / 128 are multiples of
+    2^-8 below 2), and TensorFlow's resize and crop kernels compute in float32 either way: the same numbers. OpenCV's
+    fused, vectorised pass makes them in a seventh of numpy's time (subtract, then divide, through temporaries): every
+    search of a frame pays it once, on the frame shrunk to 640 px, and it was about 4 % of the face search's CPU time.
+    """
+    return cv2.addWeighted(image, 1 / 128, image, 0.0, -127.5 / 128, dtype=cv2.CV_32F)
 
 
 def _proposals(pnet, normalized, shape: tuple[int, int], region: Region) -> list[np.ndarray]:

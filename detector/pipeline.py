@@ -51,6 +51,9 @@ class ScanOptions:
     #: decode every frame and take exactly the evenly spaced ones; by default a video's unreferenced frames are not
     #: decoded and a sample may be the next decoded frame (see :func:`detector.video.iter_frames`)
     exact_frames: bool = False
+    #: between whole-frame searches, MTCNN's last network refines each followed face's predicted box instead of
+    #: searching a window around it (see :mod:`detector.face_search`)
+    refine_faces: bool = config.REFINE_FOLLOWED
     #: PEM text of the certificate authorities whose content-credential signers count as verified
     trusted_signers: str | None = None
 
@@ -248,7 +251,7 @@ class Scanner:
         """One file's faces, scored. With ``options.overlap`` frames decode ahead and the model scores crops while
         later frames are still searched; without it the stages run one after the other (the previous release)."""
         opts = self.options
-        search = SearchSettings(full_every=opts.full_detect_every)
+        search = SearchSettings(full_every=opts.full_detect_every, refine=opts.refine_faces)
         args = (path, self.faces, opts.frames, opts.fps, opts.margin, self.detector.image_size, opts.max_faces,
                 progress)
         if not opts.overlap:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.lomo_report import lomo_figures, markdown, mix_markdown, mix_table, mixed, threshold_at_fpr, tpr_at_fpr
+from training.lomo_report import (lomo_figures, markdown, mix_markdown, mix_table, mixed, recipe_command,
+                                  threshold_at_fpr, tpr_at_fpr)
 
 
 def test_threshold_at_fpr_calls_at_most_that_share_of_reals_fake() -> None:
@@ -81,3 +82,20 @@ def test_mixed_swaps_in_a_mix_scores_and_refuses_one_not_scored() -> None:
     assert half["folds"][0]["scores"] is log["folds"][0]["mix"]["0.5"]["scores"]
     with pytest.raises(ValueError, match="not scored at mix 0.25"):
         mixed(log, 0.25)
+
+
+def test_recipe_command_writes_what_the_run_was_given() -> None:
+    """Logged settings (strings, as the recipe logs them) back to a command line: options left at None and flags left
+    off are not written, so the card's command reproduces the run."""
+    settings = {"pack": "packs/main", "init": "runs/v1.keras", "init_weights": "None", "batch_size": "32",
+                "fold_steps": "0", "final_steps": "1500", "lr": "0.0003", "sbi_share": "1.0", "paired_share": "0.0",
+                "cross_share": "1.0", "freeze_until": "mbv2_block09_add", "seed": "0", "final_without_pool": "True",
+                "workers": "1"}
+    command = recipe_command(settings)
+    assert command.startswith("python -m training.recipe --pack packs/main --init runs/v1.keras --batch-size 32")
+    assert "--freeze-until mbv2_block09_add" in command and command.endswith(" --final-without-pool")
+    assert "--init-weights" not in command and "--workers" not in command
+    settings.update(init_weights="runs/a/final.weights.h5", final_without_pool="False", freeze_until="None")
+    command = recipe_command(settings)
+    assert "--init-weights runs/a/final.weights.h5" in command
+    assert "--final-without-pool" not in command and "--freeze-until" not in command

@@ -44,6 +44,10 @@ def test_pools_respect_roles_and_pairs(worker) -> None:
     # the fold that holds "talk" out never draws it, nor anything of its group
     held_out = recipe._sampler("talk")
     assert names(held_out.pool_fakes) == {"stream_fake"}
+    # --final-without-pool: not one pool crop, real or fake, as a pair member or a blend source
+    no_pool = recipe._sampler("no_pool")
+    assert not no_pool.pool_reals and not no_pool.pool_fakes and not no_pool.paired
+    assert no_pool.sbi_reals and all(crops[i]["role"] not in ("pool", "eval") for i in no_pool.sbi_reals)
 
 
 def test_synthetic_pairs_are_cross_identity_blends_at_the_cross_share(worker, monkeypatch) -> None:
@@ -108,6 +112,19 @@ def test_freeze_until_freezes_that_layer_and_everything_before_it() -> None:
     assert len(model.trainable_weights) == 2  # only late's kernel and bias train
     with pytest.raises(ValueError, match="no layer named 'block_99'"):
         recipe.freeze_until(model, "block_99")
+
+
+def test_bad_init_weights_or_pool_settings_are_one_line_errors(pack: Path, tmp_path: Path, capsys) -> None:
+    from detector.classifier import DeepfakeClassifier
+
+    init = tmp_path / "init.keras"
+    DeepfakeClassifier("mobilenetv2", weights=None).save(init)
+    args = ["--pack", str(pack), "--init", str(init), "--out", str(tmp_path / "run"), "--workers", "1"]
+    assert recipe.main([*args, "--init-weights", str(tmp_path / "missing.weights.h5")]) == 2
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        recipe.main([*args, "--final-without-pool", "--sbi-share", "0.5"])
+    assert exit_info.value.code == 2 and "needs --sbi-share 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -114,6 +114,26 @@ def test_fitted_heads_are_what_the_saved_model_computes(pack: Path, tmp_path: Pa
                                scorer(features["score"], tops["score"]), atol=1e-4)
 
 
+def test_init_weights_are_loaded_into_the_init_model_first(tmp_path: Path) -> None:
+    """A recipe run saves weights only: with ``init_weights`` the backbone and kept head are those weights, not
+    the ``init`` model's own."""
+    from detector.classifier import DeepfakeClassifier
+
+    init, trained = tmp_path / "init.keras", tmp_path / "final.weights.h5"
+    model = DeepfakeClassifier("mobilenetv2", weights=None)
+    model.save(init)
+    model.set_weights([w + 0.01 for w in model.get_weights()])
+    model.save_weights(trained)
+    plain = stats_head.stats_model(init, keep_top=True)
+    loaded = stats_head.stats_model(init, keep_top=True, init_weights=trained)
+    layer = "mbv2_block03_project_conv"
+    np.testing.assert_allclose(loaded.get_layer(layer).get_weights()[0],
+                               model.get_layer(layer).get_weights()[0])
+    assert not np.allclose(plain.get_layer(layer).get_weights()[0], loaded.get_layer(layer).get_weights()[0])
+    np.testing.assert_allclose(loaded.get_layer("top_head").get_weights()[0],
+                               model.get_layer(stats_head.OUTPUT_NAME).get_weights()[0])
+
+
 @pytest.mark.e2e
 def test_stats_head_runs_leave_one_method_out_and_exports(pack: Path, tmp_path: Path) -> None:
     """The tool on the tiny pack: one fold per method, no group on both sides of a fold, held-out videos scored as

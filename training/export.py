@@ -44,8 +44,9 @@ def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: s
                        + (f" and {copies} codec-damaged cop{'y' if copies == 1 else 'ies'} of each" if copies else "")
                        + " (training.stats_head).")
         if head.get("keep_top"):
-            description += (" The starting model's own head (blending evidence of self-blends) is kept: the output "
-                            "adds the two heads' logits, each standardised on real crops, with equal weight.")
+            description += (" The starting model's own head (the blending evidence it learnt from synthetic fakes) "
+                            "is kept: the output adds the two heads' logits, each standardised on real crops, with "
+                            "equal weight.")
         description += " Leave-one-method-out figures under training.leave_one_method_out."
     elif run_summary.get("mode") == "recipe":
         description = (f"{run_summary['backbone']} ({run_summary.get('weights') or 'random init'} start) fine-tuned "

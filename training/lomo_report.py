@@ -146,6 +146,16 @@ def markdown(fig: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def recipe_command(settings: dict) -> str:
+    """The training.recipe command line of a run, from its logged settings (values logged as strings; options left at
+    None and flags left off are not written)."""
+    valued = ("pack", "init", "init_weights", "batch_size", "fold_steps", "final_steps", "lr", "sbi_share",
+              "paired_share", "cross_share", "freeze_until", "seed")
+    parts = [f"--{k.replace('_', '-')} {settings[k]}" for k in valued if settings.get(k) not in (None, "None", "")]
+    parts += [f"--{k.replace('_', '-')}" for k in ("final_without_pool",) if settings.get(k) in (True, "True")]
+    return "python -m training.recipe " + " ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="a training.recipe output folder")
@@ -189,10 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "threshold_source": ("score at 5% false positives on the out-of-fold reals of the leave-one-method-out "
                              "folds (labeled_pool; each real scored by the fold model that did not train on it)"),
         "leave_one_method_out": fig, "curve": log["curve"],
-        "command": ("python -m training.recipe " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in settings.items()
-            if k in ("pack", "init", "batch_size", "fold_steps", "final_steps", "lr", "sbi_share", "paired_share",
-                     "cross_share", "seed"))),
+        "command": recipe_command(settings),
     }
     (args.run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(markdown(fig))

@@ -177,6 +177,8 @@ def _sampler(key: str) -> Sampler:
         crops = _STATE["crops"]
         if key == "all":
             allowed = None
+        elif key == "no_pool":
+            allowed = set()  # no pool item: synthetic fakes of the other real sources only
         else:
             fold = {f.method: f for f in method_folds(pool_items(crops))}[key]
             allowed = {it.item for it in fold.train}
@@ -252,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pack", type=Path, required=True)
     p.add_argument("--init", type=Path, required=True, help="initial whole-model .keras (e.g. ImageNet backbone)")
+    p.add_argument("--init-weights", type=Path,
+                   help="weights to load into --init first, e.g. an earlier run's final.weights.h5 (to train on)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--fold-steps", type=int, default=600, help="steps per leave-one-method-out fold (0: no folds)")
@@ -263,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paired-share", type=float, default=0.25, help="share of same-footage real/fake pairs")
     p.add_argument("--cross-share", type=float, default=DEFAULT_CROSS_SHARE,
                    help="share of the synthetic pairs that are cross-identity blends (the rest are self-blends)")
+    p.add_argument("--final-without-pool", action="store_true",
+                   help="train the final model on synthetic fakes of the non-pool reals only (needs --sbi-share 1): "
+                        "no pool crop is seen, so heads fitted later on its backbone (training.stats_head) can be "
+                        "judged leave-one-method-out on the pool with reals the backbone never saw")
     p.add_argument("--curve-points", type=int, default=4, help="eval-set scores this many times in the final run")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--seed", type=int, default=0)
@@ -275,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         mixes = parse_mixes(args.mix)
     except ValueError as exc:
         p.error(str(exc))
+    if args.final_without_pool and args.sbi_share < 1:
+        p.error("--final-without-pool trains on synthetic fakes only: it needs --sbi-share 1")
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"batch_size": args.batch_size, "sbi_share": args.sbi_share, "paired_share": args.paired_share,
                 "cross_share": args.cross_share,
@@ -291,7 +301,14 @@ def main(argv: list[str] | None = None) -> int:
            "folds": [], "curve": []}
     print(f"backend {keras.backend.backend()}, {len(crops)} crops, h264 {settings['h264']}, workers {args.workers}",
           flush=True)
-    model = keras.models.load_model(args.init, compile=False)
+    try:
+        model = keras.models.load_model(args.init, compile=False)
+        if args.init_weights:
+            model.load_weights(args.init_weights)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        workers.terminate()
+        return 2
     if args.freeze_until:
         try:
             log["frozen_layers"] = freeze_until(model, args.freeze_until)
@@ -393,13 +410,15 @@ def main(argv: list[str] | None = None) -> int:
         log["curve"].append(point)
         print(f"curve: {point}", flush=True)
 
-    rate = fit("all", args.final_steps, args.seed + 100, max(1, args.curve_points), curve_point)
+    final_key = "no_pool" if args.final_without_pool else "all"
+    rate = fit(final_key, args.final_steps, args.seed + 100, max(1, args.curve_points), curve_point)
     log["final"] = {"images_seen": args.final_steps * args.batch_size, "images_per_s": round(rate),
                     "eval_video_auc": eval_auc(), "seconds": round(time.time() - started)}
     if mixes:
         log["final"]["mix_eval_video_auc"] = at_mixes(eval_auc)
     # weights only (about 9 MB): a compiled .keras also stores the optimizer's state and grows past what a
-    # remote machine's output limit takes back; training.recipe_export rebuilds the model from --init
+    # remote machine's output limit takes back; --init-weights (here, training.stats_head) and training.export
+    # --weights load them into --init's model
     model.save_weights(args.out / "final.weights.h5")
     (args.out / "recipe_log.json").write_text(json.dumps(log, indent=1))
     print(json.dumps(log["final"]), flush=True)

@@ -61,17 +61,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def stats_model(init: Path, backbone: str = config.DEFAULT_BACKBONE, taps: tuple[str, ...] | None = None,
-                keep_top: bool = False):
+                keep_top: bool = False, init_weights: Path | None = None):
     """The statistics-head task model with every backbone layer's weights copied from the model at ``init`` (by
     layer name) and frozen, and with ``keep_top`` that model's own head as the linear ``top_head`` (its kept
     ``top_head`` when ``init`` was made here with one, so the shipped model refits from itself); the statistics
-    head is left unfitted."""
+    head is left unfitted. ``init_weights`` (a training.recipe run's ``final.weights.h5``) are loaded into the
+    ``init`` model first."""
     from detector.classifier import build_classifier
     from detector.model import load_detector
 
     source = load_detector(init).keras_model
     if source is None:
         raise ValueError(f"{init}: --init must be a Keras model (a model folder with model.keras, or a .keras file)")
+    if init_weights is not None:
+        source.load_weights(init_weights)
     model = build_classifier(backbone, taps=taps or backbones.get(backbone).stat_taps, keep_top=keep_top)
     for layer in (model.preprocessor, *model.backbone.layers):
         if layer.weights:
@@ -172,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pack", type=Path, required=True, help="a training.pack folder")
     p.add_argument("--init", type=Path, required=True, help="trained model whose backbone is kept (model.keras)")
+    p.add_argument("--init-weights", type=Path,
+                   help="weights to load into --init first: a training.recipe run's final.weights.h5")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--backbone", default=config.DEFAULT_BACKBONE)
     p.add_argument("--taps", help="comma-separated layer names (default: the backbone's stat_taps)")
@@ -187,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         crops, images = load_pack(args.pack)
         taps = tuple(t for t in args.taps.split(",") if t) if args.taps else None
-        model = stats_model(args.init, args.backbone, taps, args.keep_top)
+        model = stats_model(args.init, args.backbone, taps, args.keep_top, args.init_weights)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -225,14 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / "model.keras")
     evaluation = item_figures(crops, final(features["score"], None if top is None else top["score"]))
-    settings = {"pack": str(args.pack), "init": str(args.init), "backbone": args.backbone, "taps": list(model.taps),
+    settings = {"pack": str(args.pack), "init": str(args.init), "init_weights": str(args.init_weights or ""),
+                "backbone": args.backbone, "taps": list(model.taps),
                 "keep_top": args.keep_top, "C": args.C, "augment": args.augment, "seed": args.seed}
     log = {"settings": settings, "folds": folds, "final": {"train_crops": len(rows), "eval": evaluation}}
     (args.out / "stats_log.json").write_text(json.dumps(config.project_relative(log), indent=2) + "\n")
     fig = lomo_figures(log)
     (args.out / "lomo.json").write_text(json.dumps(fig, indent=2) + "\n")
     (args.out / "lomo.md").write_text(markdown(fig))
-    command = (f"python -m training.stats_head --pack {args.pack} --init {args.init} --C {args.C} "
+    command = (f"python -m training.stats_head --pack {args.pack} --init {args.init} "
+               + (f"--init-weights {args.init_weights} " if args.init_weights else "") + f"--C {args.C} "
                f"--augment {args.augment} --seed {args.seed}" + (" --keep-top" if args.keep_top else "")
                + (f" --taps {args.taps}" if args.taps else ""))
     summary = {
