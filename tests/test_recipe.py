@@ -57,12 +57,13 @@ def test_synthetic_pairs_are_cross_identity_blends_at_the_cross_share(worker, mo
 
     sampler, images, crops = recipe._sampler("all"), worker["images"], worker["crops"]
     pasted: list[tuple[np.ndarray, np.ndarray]] = []
+    original = cross_module.cross_blend
 
     def recording(target, target_landmarks, source, source_landmarks, rng):
         pasted.append((target, source))
-        return cross_module.cross_blend(target, target_landmarks, source, source_landmarks, rng)
+        return original(target, target_landmarks, source, source_landmarks, rng)
 
-    monkeypatch.setattr(recipe, "cross_blend", recording)
+    monkeypatch.setattr(cross_module, "cross_blend", recording)  # where BlendSources.fake finds it
 
     def groups_of(image: np.ndarray) -> set[str]:
         return {crops[i]["group"] for i in range(len(images)) if np.array_equal(images[i], image)}

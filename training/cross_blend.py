@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.sbi import BLEND_RATIOS, face_mask
+from training.sbi import BLEND_RATIOS, face_mask, self_blend
 
 #: How many of the closest candidates (by landmarks) the source is drawn from: the nearest alone would pair the
 #: same two faces every time.
@@ -82,3 +82,31 @@ def cross_blend(target: np.ndarray, target_landmarks: np.ndarray, source: np.nda
     untouched = mask <= 0
     blended[untouched] = target[untouched]
     return blended, mask.astype(np.float32)
+
+
+class BlendSources:
+    """The real crops of a pack that synthetic fakes are made from (``indices`` into ``crops``), with the landmark
+    signatures and groups :func:`choose_source` draws a cross-identity source by. The recipe's batches and the
+    synthetic probe make their fakes here, so both make them alike."""
+
+    def __init__(self, crops: list[dict], indices: list[int]):
+        self.crops = crops
+        self.indices = list(indices)
+        self.shapes = np.stack([normalised_shape(crops[i]["landmarks"]) for i in self.indices]) \
+            if self.indices else np.zeros((0, 0))
+        self.groups = [crops[i]["group"] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _landmarks(self, k: int) -> np.ndarray:
+        return np.asarray(self.crops[self.indices[k]]["landmarks"], np.float32)
+
+    def fake(self, k: int, images: np.ndarray, rng: np.random.Generator, cross: bool) -> np.ndarray:
+        """A fake of source ``k``'s crop: with ``cross``, a cross-identity blend of a close source of another group;
+        without it, or when there is none, a self-blend."""
+        other = choose_source(k, self.shapes, self.groups, rng) if cross else None
+        target = images[self.indices[k]]
+        if other is None:
+            return self_blend(target, self._landmarks(k), rng)[0]
+        return cross_blend(target, self._landmarks(k), images[self.indices[other]], self._landmarks(other), rng)[0]

@@ -152,7 +152,8 @@ def recipe_command(settings: dict) -> str:
     valued = ("pack", "init", "init_weights", "batch_size", "fold_steps", "final_steps", "lr", "sbi_share",
               "paired_share", "cross_share", "freeze_until", "seed")
     parts = [f"--{k.replace('_', '-')} {settings[k]}" for k in valued if settings.get(k) not in (None, "None", "")]
-    parts += [f"--{k.replace('_', '-')}" for k in ("final_without_pool",) if settings.get(k) in (True, "True")]
+    if settings.get("final_without_pool") in (True, "True"):
+        parts.append("--final-without-pool")
     return "python -m training.recipe " + " ".join(parts)
 
 

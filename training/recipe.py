@@ -41,8 +41,8 @@ import cv2
 import numpy as np
 
 from detector import aggregate
-from training import codec, sbi
-from training.cross_blend import choose_source, cross_blend, normalised_shape
+from training import codec
+from training.cross_blend import BlendSources
 from training.folds import PoolItem, method_folds
 
 _STATE: dict = {}
@@ -79,10 +79,8 @@ class Sampler:
             return c["role"] != "eval" and (c["role"] != "pool" or allowed_items is None or c["item"] in allowed_items)
 
         usable = [i for i, c in enumerate(crops) if ok(c)]
-        self.sbi_reals = [i for i in usable if crops[i]["label"] == 0 and "landmarks" in crops[i]]
-        self.shapes = np.stack([normalised_shape(crops[i]["landmarks"]) for i in self.sbi_reals]) \
-            if self.sbi_reals else np.zeros((0, 0))
-        self.groups = [crops[i]["group"] for i in self.sbi_reals]
+        self.blends = BlendSources(crops, [i for i in usable if crops[i]["label"] == 0 and "landmarks" in crops[i]])
+        self.sbi_reals = self.blends.indices
         self.pool_reals = [i for i in usable if crops[i]["role"] == "pool" and crops[i]["label"] == 0]
         self.pool_fakes = [i for i in usable if crops[i]["role"] == "pool" and crops[i]["label"] == 1]
         by_group: dict[str, dict[int, list[int]]] = {}
@@ -101,18 +99,10 @@ class Sampler:
             u = rng.random()
             if u < sbi_share or not self.pool_fakes:
                 k = int(rng.integers(len(self.sbi_reals)))
-                i = self.sbi_reals[k]
-                lm = np.asarray(self.crops[i]["landmarks"], np.float32)
                 # no draw at share 0, so such batches are the self-blend-only recipe's, number for number
                 cross = cross_share > 0 and rng.random() < cross_share
-                other = choose_source(k, self.shapes, self.groups, rng) if cross else None
-                if other is None:
-                    fake, _ = sbi.self_blend(images[i], lm, rng)
-                else:
-                    j = self.sbi_reals[other]
-                    fake, _ = cross_blend(images[i], lm, images[j],
-                                          np.asarray(self.crops[j]["landmarks"], np.float32), rng)
-                real = images[i]
+                fake = self.blends.fake(k, images, rng, cross)
+                real = images[self.sbi_reals[k]]
             elif u < sbi_share + paired_share and self.paired:
                 group = self.paired[rng.integers(len(self.paired))]
                 real = images[group[0][rng.integers(len(group[0]))]]

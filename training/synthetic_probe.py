@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from detector import config
-from training import sbi
 from training.codec import damage_batch
-from training.cross_blend import choose_source, cross_blend, normalised_shape
+from training.cross_blend import BlendSources
 from training.feature_probe import fit_head
 from training.recipe import item_figures, load_pack
 from training.stats_head import feature_model, stats_model
@@ -41,26 +40,15 @@ def make_pairs(crops: list[dict], images: np.ndarray, kind: str, count: int,
     """``count`` (real, fake) pairs of one kind; ``both`` alternates the two. A cross-identity source comes from
     another group among the candidates with the closest landmarks (:func:`training.cross_blend.choose_source`); a
     crop with no other group to draw from gets a self-blend."""
-    pool = sources(crops)
-    if len(pool) < 2:
+    blends = BlendSources(crops, sources(crops))
+    if len(blends) < 2:
         raise ValueError("the pack needs at least two real crops with landmarks outside the pool")
-    shapes = np.stack([normalised_shape(crops[i]["landmarks"]) for i in pool])
-    groups = [crops[i]["group"] for i in pool]
     reals, fakes = [], []
     for n in range(count):
-        k = int(rng.integers(len(pool)))
-        i = pool[k]
-        landmarks = np.asarray(crops[i]["landmarks"], np.float32)
+        k = int(rng.integers(len(blends)))
         cross = kind == "cross-identity" or (kind == "both" and n % 2 == 1)
-        other = choose_source(k, shapes, groups, rng) if cross else None
-        if other is not None:
-            j = pool[other]
-            fake, _ = cross_blend(images[i], landmarks, images[j], np.asarray(crops[j]["landmarks"], np.float32),
-                                  rng)
-        else:
-            fake, _ = sbi.self_blend(images[i], landmarks, rng)
-        reals.append(images[i])
-        fakes.append(fake)
+        fakes.append(blends.fake(k, images, rng, cross))
+        reals.append(images[blends.indices[k]])
     out = []
     for batch in (np.stack(reals), np.stack(fakes)):
         damaged = np.concatenate([damage_batch(batch[s:s + 32], rng) for s in range(0, len(batch), 32)])
