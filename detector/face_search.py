@@ -107,12 +107,13 @@ class FaceSearch:
         """Each followed face found again in its window, or None when one is not (then the caller searches the whole
         frame instead)."""
         found: list[Detection] = []
-        for face in self.followed:
-            self.counts["window"] += 1
-            det = self._search_window(image, face, rotations)
-            if det is None or any(iou(det.box, other.box) > 0.5 for other in found):
-                return None  # lost, or two followed faces converged on one: only the whole frame can tell
-            found.append(det)
+        with self.detector.same_frame(image):  # one shrunk frame and pyramid for all its faces' windows
+            for face in self.followed:
+                self.counts["window"] += 1
+                det = self._search_window(image, face, rotations)
+                if det is None or any(iou(det.box, other.box) > 0.5 for other in found):
+                    return None  # lost, or two followed faces converged on one: only the whole frame can tell
+                found.append(det)
         self._follow(found)
         found.sort(key=lambda d: d.width * d.height, reverse=True)
         return found

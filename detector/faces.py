@@ -7,7 +7,10 @@ option is broken in mtcnn 1.0.0, so frames are shrunk here before detection and 
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -103,6 +106,7 @@ class FaceDetector:
         self.min_confidence = min_confidence
         self.compiled = compiled
         self._mtcnn = None
+        self._frame = threading.local()  # see same_frame
 
     def _model(self):
         if self._mtcnn is None:
@@ -121,6 +125,34 @@ class FaceDetector:
             self._mtcnn = mtcnn
         return self._mtcnn
 
+    @contextmanager
+    def same_frame(self, image: np.ndarray) -> Iterator[None]:
+        """Searches of ``image`` inside this block share its shrunk, scaled copy and pyramid levels
+        (:class:`detector.mtcnn_region.Prepared`): a frame with several followed faces is searched once per face,
+        and each search made them again. Per thread, so one detector can serve several scans at once; the image
+        must not change inside the block."""
+        self._frame.source, self._frame.prepared = image, {}
+        try:
+            yield
+        finally:
+            self._frame.source, self._frame.prepared = None, {}
+
+    def _prepare(self, image: np.ndarray, rotation: int) -> tuple[mtcnn_region.Prepared, float, tuple[int, int]]:
+        """``image`` turned clockwise by ``rotation``, shrunk to at most ``max_side`` and made ready for MTCNN, with
+        the shrink factor and the turned frame's height and width; inside :meth:`same_frame` made once per turn."""
+        shared = getattr(self._frame, "source", None) is image
+        if shared and rotation in self._frame.prepared:
+            return self._frame.prepared[rotation]
+        turned = np.ascontiguousarray(np.rot90(image, k=-(rotation // 90))) if rotation else image
+        h, w = turned.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = turned if scale == 1.0 else cv2.resize(
+            turned, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        prepared = (mtcnn_region.Prepared(np.ascontiguousarray(small)), scale, (h, w))
+        if shared:
+            self._frame.prepared[rotation] = prepared
+        return prepared
+
     def detect(self, image: np.ndarray, rotations: tuple[int, ...] = (0,),
                sure: float = config.SURE_FACE_CONFIDENCE, region: Region | None = None) -> list[Detection]:
         """Faces in an RGB uint8 frame, largest first, in the frame's own pixel coordinates.
@@ -138,8 +170,8 @@ class FaceDetector:
         for rotation in rotations:
             if rotation not in (0, 90, 180, 270):
                 raise ValueError(f"rotation must be 0, 90, 180 or 270, got {rotation}")
-            turned = np.rot90(image, k=-(rotation // 90)) if rotation else image
-            found = self._detect_upright(np.ascontiguousarray(turned), _turn_region(region, rotation, image.shape[:2]))
+            found = self._detect_upright(*self._prepare(image, rotation),
+                                         _turn_region(region, rotation, image.shape[:2]))
             if rotation:
                 for det in found:
                     corners = np.array([[det.box[0], det.box[1]], [det.box[2], det.box[1]],
@@ -155,16 +187,15 @@ class FaceDetector:
                 best = found
         return best
 
-    def _detect_upright(self, image: np.ndarray, region: Region | None = None) -> list[Detection]:
-        h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        small = image if scale == 1.0 else cv2.resize(
-            image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    def _detect_upright(self, prepared: mtcnn_region.Prepared, scale: float, shape: tuple[int, int],
+                        region: Region | None = None) -> list[Detection]:
+        """MTCNN on a frame of ``shape`` shrunk by ``scale`` (``prepared``), its detections in that frame's pixels."""
+        h, w = shape
         try:
             if region is None:
-                raw = self._model().detect_faces(np.ascontiguousarray(small))
+                raw = self._model().detect_faces(prepared.image)
             else:
-                raw = mtcnn_region.detect_faces(self._model(), np.ascontiguousarray(small), region.scaled(scale))
+                raw = mtcnn_region.detect_faces(self._model(), prepared, region.scaled(scale))
         except Exception as exc:  # mtcnn raises bare TF errors on degenerate inputs (e.g. tiny frames)
             log.debug("MTCNN failed on a %dx%d frame: %s", w, h, exc)
             return []

@@ -50,22 +50,54 @@ class Region:
         return Region(window, self.min_face * factor, self.max_face * factor, seed)
 
 
-def detect_faces(mtcnn, image: np.ndarray, region: Region | None = None) -> list[dict]:
+class Prepared:
+    """An image made ready for MTCNN once: its scaled tensor and the pyramid levels cut from it so far.
+
+    A frame with several followed faces is searched once per face; each search needs the same scaled frame and
+    mostly the same levels (each a resize of the whole frame), so they are made for the first and reused."""
+
+    def __init__(self, image: np.ndarray):
+        self.image = image
+        self._normalized = None
+        self._levels: dict[float, np.ndarray] = {}
+
+    @property
+    def normalized(self):
+        """The image as MTCNN's networks take it: a (1, h, w, 3) float32 tensor of :func:`normalize`."""
+        if self._normalized is None:
+            import tensorflow as tf
+
+            self._normalized = tf.convert_to_tensor(normalize(self.image)[None])
+        return self._normalized
+
+    def level(self, scale: float) -> np.ndarray:
+        """The pyramid level at ``scale`` (1, h, w, 3), as ``StagePNet`` makes it."""
+        from mtcnn.utils.images import scale_images
+
+        if scale not in self._levels:
+            self._levels[scale] = scale_images(self.normalized, scale).numpy()  # numpy: eager slicing is slow
+        return self._levels[scale]
+
+
+def detect_faces(mtcnn, image: np.ndarray | Prepared, region: Region | None = None) -> list[dict]:
     """What ``mtcnn.detect_faces(image)`` returns (boxes as x, y, width, height in ``image`` pixels), restricted to
     the faces PNet proposes inside ``region.window`` from the pyramid levels whose cell stands for a face between
-    ``region.min_face`` and ``region.max_face`` pixels."""
+    ``region.min_face`` and ``region.max_face`` pixels. Pass a :class:`Prepared` image to share its scaling and
+    levels between several searches of it."""
     import tensorflow as tf
     from mtcnn.utils.bboxes import limit_bboxes, resize_to_square, smart_nms_from_bboxes, to_json
 
     region = region or Region()
+    prepared = image if isinstance(image, Prepared) else Prepared(image)
+    image = prepared.image
     _, rnet, onet = mtcnn.stages
     shapes = np.asarray([image.shape])
-    normalized = tf.convert_to_tensor(normalize(image)[None])
+    normalized = prepared.normalized
     try:
         if region.seed is not None:
             boxes = _refine(onet, normalized, shapes, region.seed)
         else:
-            proposals = _proposals(mtcnn.stages[0], normalized, image.shape[:2], region)
+            proposals = _proposals(mtcnn.stages[0], prepared, region)
             if not proposals:
                 return []
             boxes = smart_nms_from_bboxes(np.concatenate(proposals, axis=0), threshold=PNET_NMS_ALL, method="union",
@@ -113,7 +145,7 @@ def normalize(image: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(image, 1 / 128, image, 0.0, -127.5 / 128, dtype=cv2.CV_32F)
 
 
-def _proposals(pnet, normalized, shape: tuple[int, int], region: Region) -> list[np.ndarray]:
+def _proposals(pnet, prepared: Prepared, region: Region) -> list[np.ndarray]:
     """PNet's proposals per pyramid level (after the per-level NMS), as ``StagePNet`` makes them, from the window.
 
     The windows of all levels go through PNet in one call (padded to the largest; the cells that see padding are
@@ -122,22 +154,22 @@ def _proposals(pnet, normalized, shape: tuple[int, int], region: Region) -> list
     """
     import tensorflow as tf
     from mtcnn.utils.bboxes import generate_bounding_box, smart_nms_from_bboxes, upscale_bboxes
-    from mtcnn.utils.images import build_scale_pyramid, scale_images
+    from mtcnn.utils.images import build_scale_pyramid
 
-    h, w = shape
+    h, w = prepared.image.shape[:2]
     x0, y0, x1, y1 = region.window if region.window is not None else (0, 0, w, h)
     windows = []
     for scale in build_scale_pyramid(w, h, min_face_size=MIN_FACE, scale_factor=SCALE_FACTOR):
         if not region.min_face <= CELL / scale <= region.max_face:
             continue
-        level = scale_images(normalized, scale)
-        lh, lw = int(level.shape[1]), int(level.shape[2])
+        level = prepared.level(scale)
+        lh, lw = level.shape[1], level.shape[2]
         # the window on this level: its origin on PNet's grid and an even side, so every cell is one that a
         # whole-level run has, computed from the same pixels
         lx0, ly0 = _on_grid(x0 * scale), _on_grid(y0 * scale)
         lx1, ly1 = _even_end(lx0, x1 * scale, lw), _even_end(ly0, y1 * scale, lh)
         if lx1 - lx0 >= CELL and ly1 - ly0 >= CELL:
-            windows.append((scale, lx0, ly0, level.numpy()[0, ly0:ly1, lx0:lx1, :]))  # numpy: eager slicing is slow
+            windows.append((scale, lx0, ly0, level[0, ly0:ly1, lx0:lx1, :]))
     # whole levels differ too much in size to share a call; windows are batched when their sides are even
     even = [item for item in windows if region.window is not None and item[3].shape[0] % 2 == 0
             and item[3].shape[1] % 2 == 0]

@@ -3,6 +3,7 @@ policy looks at the whole frame exactly where it must, and scans with it keep th
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 
 import numpy as np
@@ -50,6 +51,50 @@ def test_normalize_is_mtcnns_scaling_exactly() -> None:
     out = mtcnn_region.normalize(image)
     assert out.dtype == np.float32 and out.shape == image.shape
     np.testing.assert_array_equal(out.astype(np.float64), (image.astype(np.float64) - 127.5) / 128)
+
+
+def _pair_frame() -> np.ndarray:
+    """Two faces side by side (the astronaut and her mirror image), at 1024x512: shrunk before MTCNN."""
+    image = data.astronaut()
+    return np.ascontiguousarray(np.concatenate([image, image[:, ::-1]], axis=1))
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_searches_of_one_frame_share_its_pyramid_and_find_the_same(detector: FaceDetector, rotation: int) -> None:
+    """Inside ``same_frame`` each face's window search reuses the frame's shrunk, scaled copy and levels (made once
+    per turn), and finds exactly what a search of its own finds; outside it, or for another image, nothing is kept."""
+    frame = _pair_frame()
+    turned = np.ascontiguousarray(np.rot90(frame, k=rotation // 90)) if rotation else frame  # counter-clockwise
+    faces = detector.detect(turned, (rotation,))
+    assert len(faces) == 2
+    regions = [Region(np.concatenate([f.box[:2] - f.width, f.box[2:] + f.width]), f.width / 3, f.width * 3)
+               for f in faces]
+    alone = [detector.detect(turned, (rotation,), region=r) for r in regions]
+    made = []
+    original = mtcnn_region.Prepared.__init__
+
+    def counting(self, image):
+        made.append(image.shape)
+        original(self, image)
+
+    mtcnn_region.Prepared.__init__ = counting
+    try:
+        with detector.same_frame(turned):
+            shared = [detector.detect(turned, (rotation,), region=r) for r in regions]
+            assert len(made) == 1
+            other = np.ascontiguousarray(turned[::-1])  # another image in the block is searched on its own
+            detector.detect(other, (rotation,), region=regions[0])
+            assert len(made) == 2
+        detector.detect(turned, (rotation,), region=regions[0])
+        assert len(made) == 3
+    finally:
+        mtcnn_region.Prepared.__init__ = original
+    for a, b in zip(alone, shared):
+        assert len(a) == len(b) >= 1
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x.box, y.box)
+            np.testing.assert_array_equal(x.keypoints, y.keypoints)
+            assert x.confidence == y.confidence and x.frame_rotation == y.frame_rotation
 
 
 def test_a_window_without_the_face_finds_nothing(detector: FaceDetector) -> None:
@@ -108,6 +153,9 @@ class ScriptedFaces:
         self.frame = 0
         self.calls: list[str] = []
         self.seeds: list[np.ndarray | None] = []
+
+    def same_frame(self, image):
+        return contextlib.nullcontext()
 
     def detect(self, image, rotations=(0,), sure=0.98, region: Region | None = None) -> list[Detection]:
         boxes = [np.array([x, y, x + s, y + s], np.float32) for x, y, s in self.faces.get(self.frame, [])]

@@ -134,6 +134,34 @@ def test_init_weights_are_loaded_into_the_init_model_first(tmp_path: Path) -> No
                                model.get_layer(stats_head.OUTPUT_NAME).get_weights()[0])
 
 
+def test_several_init_weights_are_averaged(tmp_path: Path) -> None:
+    """Checkpoint averaging: with two weights files every variable (batch-norm statistics too) is their mean; one
+    file in a list loads as it is."""
+    from detector.classifier import DeepfakeClassifier
+
+    init, a, b = tmp_path / "init.keras", tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    model = DeepfakeClassifier("mobilenetv2", weights=None)
+    model.save(init)
+    base = model.get_weights()
+    model.set_weights([w + 0.02 for w in base])
+    model.save_weights(a)
+    model.set_weights([w - 0.04 for w in base])
+    model.save_weights(b)
+    for layer in ("mbv2_block03_project_conv", "mbv2_block03_project_bn"):
+        averaged = stats_head.stats_model(init, keep_top=True, init_weights=[a, b]).get_layer(layer).get_weights()
+        single = stats_head.stats_model(init, keep_top=True, init_weights=[a]).get_layer(layer).get_weights()
+        for got, one, start in zip(averaged, single, _entries_of(model, layer, base)):
+            np.testing.assert_allclose(got, start - 0.01, atol=1e-6)
+            np.testing.assert_allclose(one, start + 0.02, atol=1e-6)
+
+
+def _entries_of(model, name: str, weights: list[np.ndarray]) -> list[np.ndarray]:
+    """The entries of ``weights`` (model.get_weights() order) that belong to layer ``name``."""
+    ids = [id(v) for v in model.get_layer(name).weights]
+    order = [id(v) for v in model.weights]
+    return [weights[order.index(i)] for i in ids]
+
+
 @pytest.mark.e2e
 def test_stats_head_runs_leave_one_method_out_and_exports(pack: Path, tmp_path: Path) -> None:
     """The tool on the tiny pack: one fold per method, no group on both sides of a fold, held-out videos scored as

@@ -37,6 +37,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -60,21 +61,36 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def load_weights(model, paths: Sequence[Path]) -> None:
+    """Load a weights file into ``model``, or the average of several, variable by variable (batch-norm statistics
+    included): checkpoint averaging, a "model soup" (Wortsman et al. 2022). Runs fine-tuned from one start lie in
+    one basin, and their average tends to keep what each learnt while forgetting less of where they started."""
+    if not paths:
+        return
+    model.load_weights(paths[0])
+    if len(paths) == 1:
+        return
+    total = [w.astype(np.float64) for w in model.get_weights()]
+    for path in paths[1:]:
+        model.load_weights(path)
+        total = [t + w for t, w in zip(total, model.get_weights())]
+    model.set_weights([(t / len(paths)).astype(w.dtype) for t, w in zip(total, model.get_weights())])
+
+
 def stats_model(init: Path, backbone: str = config.DEFAULT_BACKBONE, taps: tuple[str, ...] | None = None,
-                keep_top: bool = False, init_weights: Path | None = None):
+                keep_top: bool = False, init_weights: Path | Sequence[Path] | None = None):
     """The statistics-head task model with every backbone layer's weights copied from the model at ``init`` (by
     layer name) and frozen, and with ``keep_top`` that model's own head as the linear ``top_head`` (its kept
     ``top_head`` when ``init`` was made here with one, so the shipped model refits from itself); the statistics
-    head is left unfitted. ``init_weights`` (a training.recipe run's ``final.weights.h5``) are loaded into the
-    ``init`` model first."""
+    head is left unfitted. ``init_weights`` (a training.recipe run's ``final.weights.h5``, or several such runs'
+    of the same ``init``, averaged: :func:`load_weights`) are loaded into the ``init`` model first."""
     from detector.classifier import build_classifier
     from detector.model import load_detector
 
     source = load_detector(init).keras_model
     if source is None:
         raise ValueError(f"{init}: --init must be a Keras model (a model folder with model.keras, or a .keras file)")
-    if init_weights is not None:
-        source.load_weights(init_weights)
+    load_weights(source, [init_weights] if isinstance(init_weights, (str, Path)) else list(init_weights or ()))
     model = build_classifier(backbone, taps=taps or backbones.get(backbone).stat_taps, keep_top=keep_top)
     for layer in (model.preprocessor, *model.backbone.layers):
         if layer.weights:
@@ -175,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pack", type=Path, required=True, help="a training.pack folder")
     p.add_argument("--init", type=Path, required=True, help="trained model whose backbone is kept (model.keras)")
-    p.add_argument("--init-weights", type=Path,
-                   help="weights to load into --init first: a training.recipe run's final.weights.h5")
+    p.add_argument("--init-weights", type=Path, nargs="+", default=[],
+                   help="weights to load into --init first: a training.recipe run's final.weights.h5, or several "
+                        "runs' of the same --init, averaged")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--backbone", default=config.DEFAULT_BACKBONE)
     p.add_argument("--taps", help="comma-separated layer names (default: the backbone's stat_taps)")
@@ -230,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / "model.keras")
     evaluation = item_figures(crops, final(features["score"], None if top is None else top["score"]))
-    settings = {"pack": str(args.pack), "init": str(args.init), "init_weights": str(args.init_weights or ""),
+    settings = {"pack": str(args.pack), "init": str(args.init), "init_weights": " ".join(map(str, args.init_weights)),
                 "backbone": args.backbone, "taps": list(model.taps),
                 "keep_top": args.keep_top, "C": args.C, "augment": args.augment, "seed": args.seed}
     log = {"settings": settings, "folds": folds, "final": {"train_crops": len(rows), "eval": evaluation}}
@@ -239,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "lomo.json").write_text(json.dumps(fig, indent=2) + "\n")
     (args.out / "lomo.md").write_text(markdown(fig))
     command = (f"python -m training.stats_head --pack {args.pack} --init {args.init} "
-               + (f"--init-weights {args.init_weights} " if args.init_weights else "") + f"--C {args.C} "
+               + (f"--init-weights {' '.join(map(str, args.init_weights))} " if args.init_weights else "")
+               + f"--C {args.C} "
                f"--augment {args.augment} --seed {args.seed}" + (" --keep-top" if args.keep_top else "")
                + (f" --taps {args.taps}" if args.taps else ""))
     summary = {
