@@ -125,7 +125,7 @@ def test_init_weights_are_loaded_into_the_init_model_first(tmp_path: Path) -> No
     model.set_weights([w + 0.01 for w in model.get_weights()])
     model.save_weights(trained)
     plain = stats_head.stats_model(init, keep_top=True)
-    loaded = stats_head.stats_model(init, keep_top=True, init_weights=trained)
+    loaded = stats_head.stats_model(init, keep_top=True, init_weights=[trained])
     layer = "mbv2_block03_project_conv"
     np.testing.assert_allclose(loaded.get_layer(layer).get_weights()[0],
                                model.get_layer(layer).get_weights()[0])

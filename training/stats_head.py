@@ -78,19 +78,19 @@ def load_weights(model, paths: Sequence[Path]) -> None:
 
 
 def stats_model(init: Path, backbone: str = config.DEFAULT_BACKBONE, taps: tuple[str, ...] | None = None,
-                keep_top: bool = False, init_weights: Path | Sequence[Path] | None = None):
+                keep_top: bool = False, init_weights: Sequence[Path] = ()):
     """The statistics-head task model with every backbone layer's weights copied from the model at ``init`` (by
     layer name) and frozen, and with ``keep_top`` that model's own head as the linear ``top_head`` (its kept
     ``top_head`` when ``init`` was made here with one, so the shipped model refits from itself); the statistics
-    head is left unfitted. ``init_weights`` (a training.recipe run's ``final.weights.h5``, or several such runs'
-    of the same ``init``, averaged: :func:`load_weights`) are loaded into the ``init`` model first."""
+    head is left unfitted. ``init_weights`` (training.recipe runs' ``final.weights.h5`` of the same ``init``; several
+    are averaged: :func:`load_weights`) are loaded into the ``init`` model first."""
     from detector.classifier import build_classifier
     from detector.model import load_detector
 
     source = load_detector(init).keras_model
     if source is None:
         raise ValueError(f"{init}: --init must be a Keras model (a model folder with model.keras, or a .keras file)")
-    load_weights(source, [init_weights] if isinstance(init_weights, (str, Path)) else list(init_weights or ()))
+    load_weights(source, init_weights)
     model = build_classifier(backbone, taps=taps or backbones.get(backbone).stat_taps, keep_top=keep_top)
     for layer in (model.preprocessor, *model.backbone.layers):
         if layer.weights:
@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / "model.keras")
     evaluation = item_figures(crops, final(features["score"], None if top is None else top["score"]))
-    settings = {"pack": str(args.pack), "init": str(args.init), "init_weights": " ".join(map(str, args.init_weights)),
+    init_weights = " ".join(map(str, args.init_weights))
+    settings = {"pack": str(args.pack), "init": str(args.init), "init_weights": init_weights,
                 "backbone": args.backbone, "taps": list(model.taps),
                 "keep_top": args.keep_top, "C": args.C, "augment": args.augment, "seed": args.seed}
     log = {"settings": settings, "folds": folds, "final": {"train_crops": len(rows), "eval": evaluation}}
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "lomo.json").write_text(json.dumps(fig, indent=2) + "\n")
     (args.out / "lomo.md").write_text(markdown(fig))
     command = (f"python -m training.stats_head --pack {args.pack} --init {args.init} "
-               + (f"--init-weights {' '.join(map(str, args.init_weights))} " if args.init_weights else "")
+               + (f"--init-weights {init_weights} " if init_weights else "")
                + f"--C {args.C} "
                f"--augment {args.augment} --seed {args.seed}" + (" --keep-top" if args.keep_top else "")
                + (f" --taps {args.taps}" if args.taps else ""))
