@@ -25,6 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 FACE_KPS = [[85, 100], [139, 100], [112, 130], [90, 160], [134, 160]]
 
 
+def dense_face_landmarks() -> np.ndarray:
+    """A face's 68 points in dlib's order, drawn around :data:`FACE_KPS` (eyes at row 100, mouth at 160, chin at
+    190 of a 224-pixel crop): jaw, brows, nose, eyes, outer and inner lips."""
+    t = np.linspace(0, np.pi, 17)
+    jaw = np.c_[112 - 62 * np.cos(t), 110 + 80 * np.sin(t)]
+    brows = np.r_[np.c_[np.linspace(65, 105, 5), np.full(5, 85)], np.c_[np.linspace(119, 159, 5), np.full(5, 85)]]
+    nose = np.r_[np.c_[np.full(4, 112), np.linspace(95, 125, 4)], np.c_[np.linspace(100, 124, 5), np.full(5, 132)]]
+
+    def ring(cx: float, cy: float, a: float, b: float, n: int) -> np.ndarray:
+        u = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        return np.c_[cx - a * np.cos(u), cy - b * np.sin(u)]
+
+    eyes = np.r_[ring(85, 100, 10, 4, 6), ring(139, 100, 10, 4, 6)]
+    lips = np.r_[ring(112, 160, 22, 8, 12), ring(112, 160, 14, 4, 8)]
+    return np.r_[jaw, brows, nose, eyes, lips].astype(np.float32)
+
+
 @pytest.fixture(scope="session")
 def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny training.pack: two crops per item of the astronaut's face, brightened or darkened per item. Pool

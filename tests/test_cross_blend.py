@@ -1,5 +1,6 @@
 """Cross-identity blends: the source face is aligned onto the target by their landmarks and colour-matched, only the
-masked region changes, sources are chosen by landmark shape, and training.synthetic_probe runs on a tiny pack."""
+masked region changes, sources are chosen by landmark shape, blends confined to a face region stay in it, and
+training.synthetic_probe runs on a tiny pack."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FACE_KPS
+from conftest import FACE_KPS, dense_face_landmarks
 from skimage import data
 
-from training import synthetic_probe
-from training.cross_blend import choose_source, cross_blend, nearest_sources, normalised_shape
+from training import sbi, synthetic_probe
+from training.cross_blend import BlendSources, choose_source, cross_blend, nearest_sources, normalised_shape
 
 LANDMARKS = np.array(FACE_KPS, np.float32)
 
@@ -68,6 +69,40 @@ def test_a_source_comes_from_another_group_or_none() -> None:
     for _ in range(20):
         assert choose_source(0, shapes, ["a", "a", "b", "c"], rng) in (2, 3)
     assert choose_source(0, shapes, ["a", "a", "a", "a"], rng) is None
+
+
+def test_region_masks_cover_their_part_of_the_face_only() -> None:
+    """The lower face (lip-sync's region) never reaches the eyes, the inner face never the chin or the forehead the
+    whole-face mask lifts into, and both are smaller than any whole-face mask; all cover the mouth."""
+    dense = dense_face_landmarks()
+    masks = {region: [sbi.face_mask(dense, (224, 224), np.random.default_rng(seed), region) for seed in range(30)]
+             for region in sbi.REGIONS}
+    smallest_face = min(m.sum() for m in masks["face"])
+    for region in ("inner", "lower"):
+        assert max(m.sum() for m in masks[region]) < smallest_face
+        assert min(m[160, 112] for m in masks[region]) > 0.5  # the mouth
+    assert max(m[100, 85] for m in masks["lower"]) == 0  # an eye
+    assert min(m[100, 85] for m in masks["face"]) > 0.9
+    assert max(m[200, 112] for m in masks["inner"]) == 0  # below the chin point's reach from the lips
+    assert max(m[:60].max() for m in masks["inner"]) == 0
+    assert any(m[:60].max() > 0 for m in masks["face"])  # the forehead
+
+
+def test_region_share_zero_makes_the_whole_face_fakes_of_before(face: np.ndarray) -> None:
+    """No random draw is spent on regions at share 0, so earlier runs' batches come out number for number; at share
+    1 every fake leaves the forehead alone."""
+    dense = dense_face_landmarks()
+    tinted = np.clip(face.astype(int) + [40, -20, 10], 0, 255).astype(np.uint8)
+    crops = [{"landmarks": dense.tolist(), "group": g} for g in ("a", "b")]
+    blends, images = BlendSources(crops, [0, 1]), np.stack([face, tinted])
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        other = choose_source(0, blends.shapes, blends.groups, rng)
+        before = cross_blend(face, dense, images[other], dense, rng)[0]
+        assert blends.fake(0, images, np.random.default_rng(seed), True, 0.0).tobytes() == before.tobytes()
+        partial = blends.fake(0, images, np.random.default_rng(seed), True, 1.0)
+        changed = np.abs(partial.astype(int) - face.astype(int)).sum(axis=2) > 0
+        assert changed.sum() > 500 and not changed[:60].any()
 
 
 @pytest.mark.slow

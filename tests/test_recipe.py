@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def worker(pack: Path):
     recipe._init_worker(str(pack), {"batch_size": 16, "sbi_share": 0.4, "paired_share": 0.3, "cross_share": 0.5,
-                                    "h264": False})
+                                    "region_share": 0.0, "h264": False})
     yield recipe._STATE
     recipe._STATE.clear()
 
@@ -59,9 +59,9 @@ def test_synthetic_pairs_are_cross_identity_blends_at_the_cross_share(worker, mo
     pasted: list[tuple[np.ndarray, np.ndarray]] = []
     original = cross_module.cross_blend
 
-    def recording(target, target_landmarks, source, source_landmarks, rng):
+    def recording(target, target_landmarks, source, source_landmarks, rng, region):
         pasted.append((target, source))
-        return original(target, target_landmarks, source, source_landmarks, rng)
+        return original(target, target_landmarks, source, source_landmarks, rng, region)
 
     monkeypatch.setattr(cross_module, "cross_blend", recording)  # where BlendSources.fake finds it
 

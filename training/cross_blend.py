@@ -14,11 +14,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.sbi import BLEND_RATIOS, face_mask, self_blend
+from training.sbi import BLEND_RATIOS, REGIONS, face_mask, self_blend
 
 #: How many of the closest candidates (by landmarks) the source is drawn from: the nearest alone would pair the
 #: same two faces every time.
 NEAREST = 5
+#: The partial regions a ``region_share`` of the fakes blend (every region but the whole face).
+PART_REGIONS = tuple(name for name, subset in REGIONS.items() if subset is not None)
 
 
 def normalised_shape(landmarks: np.ndarray) -> np.ndarray:
@@ -61,9 +63,11 @@ def _match_colour(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
 
 
 def cross_blend(target: np.ndarray, target_landmarks: np.ndarray, source: np.ndarray,
-                source_landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                source_landmarks: np.ndarray, rng: np.random.Generator,
+                region: str = "face") -> tuple[np.ndarray, np.ndarray]:
     """(blended uint8 image, blend mask float32 in [0, 1]): ``source``'s face warped onto ``target``'s by the
-    similarity transform between their landmarks, colour-matched, blended through a mask of the target's face.
+    similarity transform between their landmarks, colour-matched, blended through a mask of the target's face (or
+    of one of its regions, :data:`training.sbi.REGIONS`).
 
     Pixels where the mask is 0 are the target's own, so the fake differs from the real crop only inside the blend.
     """
@@ -73,7 +77,7 @@ def cross_blend(target: np.ndarray, target_landmarks: np.ndarray, source: np.nda
     if matrix is None:  # degenerate landmarks: fall back to pasting the source as it is
         matrix = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
     warped = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    mask = face_mask(target_landmarks, (h, w), rng)
+    mask = face_mask(target_landmarks, (h, w), rng, region)
     warped = _match_colour(warped, target, mask)
     mask = mask * float(rng.choice(BLEND_RATIOS))
     m = mask[..., None]
@@ -102,11 +106,16 @@ class BlendSources:
     def _landmarks(self, k: int) -> np.ndarray:
         return np.asarray(self.crops[self.indices[k]]["landmarks"], np.float32)
 
-    def fake(self, k: int, images: np.ndarray, rng: np.random.Generator, cross: bool) -> np.ndarray:
+    def fake(self, k: int, images: np.ndarray, rng: np.random.Generator, cross: bool,
+             region_share: float = 0.0) -> np.ndarray:
         """A fake of source ``k``'s crop: with ``cross``, a cross-identity blend of a close source of another group;
-        without it, or when there is none, a self-blend."""
+        without it, or when there is none, a self-blend. ``region_share`` of them blend only the inner or the lower
+        face (:data:`training.sbi.REGIONS`, either alike), the rest the whole face."""
         other = choose_source(k, self.shapes, self.groups, rng) if cross else None
         target = images[self.indices[k]]
+        # no draw at share 0, so such fakes are the whole-face recipe's, number for number
+        region = str(rng.choice(PART_REGIONS)) if region_share > 0 and rng.random() < region_share else "face"
         if other is None:
-            return self_blend(target, self._landmarks(k), rng)[0]
-        return cross_blend(target, self._landmarks(k), images[self.indices[other]], self._landmarks(other), rng)[0]
+            return self_blend(target, self._landmarks(k), rng, region)[0]
+        return cross_blend(target, self._landmarks(k), images[self.indices[other]], self._landmarks(other), rng,
+                           region)[0]

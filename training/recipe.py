@@ -8,7 +8,8 @@ starts, each holding the decoded pack; every batch is half real, half fake, made
 
 - synthetic pairs (``--sbi-share``): a real crop and a fake made from it, from every real source: pure blending
   evidence on real footage, in every batch. ``--cross-share`` of them are cross-identity blends (training.cross_blend:
-  another person's face with close landmarks pasted in), the rest self-blends (training.sbi);
+  another person's face with close landmarks pasted in), the rest self-blends (training.sbi); ``--region-share`` of
+  them blend only the inner or the lower face (training.sbi.REGIONS), as reenactment and lip-sync do;
 - same-footage pairs: a real fake and the real half of the same footage (DeepFaceLive streams, MegActor drivers),
   where only the face differs, so the model cannot learn content;
 - other real fakes against reals drawn from the pool.
@@ -90,10 +91,11 @@ class Sampler:
         self.crops = crops
 
     def pairs(self, n: int, rng: np.random.Generator, sbi_share: float, paired_share: float,
-              images: np.ndarray, cross_share: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+              images: np.ndarray, cross_share: float = 0.0,
+              region_share: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """``n`` (real, fake) pairs: synthetic ones (``sbi_share``; of those, ``cross_share`` cross-identity blends
-        and the rest self-blends), same-footage pool pairs (``paired_share``) and other pool fakes against pool
-        reals."""
+        and the rest self-blends, ``region_share`` of them confined to the inner or lower face), same-footage pool
+        pairs (``paired_share``) and other pool fakes against pool reals."""
         reals, fakes = [], []
         for _ in range(n):
             u = rng.random()
@@ -101,7 +103,7 @@ class Sampler:
                 k = int(rng.integers(len(self.sbi_reals)))
                 # no draw at share 0, so such batches are the self-blend-only recipe's, number for number
                 cross = cross_share > 0 and rng.random() < cross_share
-                fake = self.blends.fake(k, images, rng, cross)
+                fake = self.blends.fake(k, images, rng, cross, region_share)
                 real = images[self.sbi_reals[k]]
             elif u < sbi_share + paired_share and self.paired:
                 group = self.paired[rng.integers(len(self.paired))]
@@ -183,7 +185,7 @@ def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, index])
     half = s["batch_size"] // 2
     reals, fakes = _sampler(key).pairs(half, rng, s["sbi_share"], s["paired_share"], _STATE["images"],
-                                       s["cross_share"])
+                                       s["cross_share"], s["region_share"])
     images = np.stack([_light_augment(x, rng) for x in reals + fakes])
     images = codec.damage_batch(images, rng, use_h264=s["h264"])
     labels = np.concatenate([np.zeros(half, np.float32), np.ones(half, np.float32)])
@@ -257,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paired-share", type=float, default=0.25, help="share of same-footage real/fake pairs")
     p.add_argument("--cross-share", type=float, default=DEFAULT_CROSS_SHARE,
                    help="share of the synthetic pairs that are cross-identity blends (the rest are self-blends)")
+    p.add_argument("--region-share", type=float, default=0.0,
+                   help="share of the synthetic fakes blended only in the inner or the lower face (lip-sync and "
+                        "reenactment redraw a part of the face, not all of it); 0 blends the whole face")
     p.add_argument("--final-without-pool", action="store_true",
                    help="train the final model on synthetic fakes of the non-pool reals only (needs --sbi-share 1): "
                         "no pool crop is seen, so heads fitted later on its backbone (training.stats_head) can be "
@@ -277,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--final-without-pool trains on synthetic fakes only: it needs --sbi-share 1")
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"batch_size": args.batch_size, "sbi_share": args.sbi_share, "paired_share": args.paired_share,
-                "cross_share": args.cross_share,
+                "cross_share": args.cross_share, "region_share": args.region_share,
                 "h264": codec.ffmpeg_available()}
     # fork the batch workers before Keras and its backend start threads
     workers = mp.get_context("fork").Pool(args.workers, _init_worker, (str(args.pack), settings))

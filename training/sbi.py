@@ -15,6 +15,17 @@ import numpy as np
 
 #: Blend ratios: mostly full blends, sometimes partial ones (subtle fakes).
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+#: The face regions a blend can cover, as indices of dlib's 68 landmarks (None: the whole face, forehead added).
+#: Not every manipulation replaces the whole face: reenactment and neural rendering redraw the inner face, lip-sync
+#: only the mouth and jaw. A blend confined to such a region leaves its seam where they leave theirs (Face X-ray
+#: blends through masks of varied landmark subsets for the same reason).
+REGIONS: dict[str, tuple[int, ...] | None] = {
+    "face": None,
+    # brows, nose, eyes and mouth: the inner face, without the jaw line or the forehead
+    "inner": tuple(range(17, 68)),
+    # jaw from cheek to cheek, the lower nose and the mouth: the region lip-sync redraws
+    "lower": (*range(2, 15), *range(30, 36), *range(48, 68)),
+}
 
 
 def _odd(n: float) -> int:
@@ -22,13 +33,17 @@ def _odd(n: float) -> int:
     return n if n % 2 else n + 1
 
 
-def hull_points(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Points whose convex hull covers the face.
+def hull_points(landmarks: np.ndarray, rng: np.random.Generator, region: str = "face") -> np.ndarray:
+    """Points whose convex hull covers the face, or one of its :data:`REGIONS`.
 
     With dlib's 68 points the hull stops at the brows, so a forehead is added by lifting the brow points by a random
-    share of the brow-to-chin height. With fewer points (MTCNN's five) an ellipse is fitted around them.
+    share of the brow-to-chin height. With fewer points (MTCNN's five) an ellipse is fitted around them, whatever the
+    region.
     """
     pts = np.asarray(landmarks, np.float32)
+    subset = REGIONS[region]
+    if len(pts) >= 68 and subset is not None:
+        return pts[list(subset)]
     if len(pts) >= 68:
         brows = pts[17:27]
         chin = pts[8]
@@ -64,11 +79,13 @@ def _elastic(mask: np.ndarray, rng: np.random.Generator, amplitude: float) -> np
     return cv2.remap(mask, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def face_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A soft face mask in [0, 1]: hull of the landmarks, randomly shrunk or grown, warped, then blurred."""
+def face_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator,
+              region: str = "face") -> np.ndarray:
+    """A soft mask in [0, 1] of the face (or one of its :data:`REGIONS`): hull of the landmarks, randomly shrunk or
+    grown, warped, then blurred."""
     h, w = shape
     mask = np.zeros((h, w), np.float32)
-    hull = cv2.convexHull(np.round(hull_points(landmarks, rng)).astype(np.int32))
+    hull = cv2.convexHull(np.round(hull_points(landmarks, rng, region)).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1.0)
     size = max(1.0, float(np.sqrt(mask.sum())))
     k = _odd(rng.uniform(0.0, 0.12) * size)
@@ -122,9 +139,10 @@ def _shift_scale(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REFLECT)
 
 
-def self_blend(image: np.ndarray, landmarks: np.ndarray,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(blended uint8 image, blend mask float32 in [0, 1]) for an RGB face crop and its landmarks.
+def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
+               region: str = "face") -> tuple[np.ndarray, np.ndarray]:
+    """(blended uint8 image, blend mask float32 in [0, 1]) for an RGB face crop and its landmarks; ``region`` is
+    the part of the face blended (:data:`REGIONS`).
 
     Pixels where the mask is 0 are copied from ``image`` unchanged, so the fake differs from its source only inside
     the blended region.
@@ -136,7 +154,7 @@ def self_blend(image: np.ndarray, landmarks: np.ndarray,
         if rng.random() < 0.85:
             source = step(source, rng)
     source = _shift_scale(source, rng)
-    mask = face_mask(landmarks, image.shape[:2], rng) * float(rng.choice(BLEND_RATIOS))
+    mask = face_mask(landmarks, image.shape[:2], rng, region) * float(rng.choice(BLEND_RATIOS))
     m = mask[..., None]
     blended = np.round(m * source.astype(np.float32) + (1 - m) * image.astype(np.float32))
     blended = np.clip(blended, 0, 255).astype(np.uint8)
