@@ -126,6 +126,10 @@ def test_bad_init_weights_or_pool_settings_are_one_line_errors(pack: Path, tmp_p
     with pytest.raises(SystemExit) as exit_info:
         recipe.main([*args, "--final-without-pool", "--sbi-share", "0.5"])
     assert exit_info.value.code == 2 and "needs --sbi-share 1" in capsys.readouterr().err
+    for flag in ("--sbi-share", "--region-share"):
+        with pytest.raises(SystemExit) as exit_info:
+            recipe.main([*args, flag, "1.5"])
+        assert exit_info.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -242,6 +242,14 @@ def _scores_auc(scores: dict) -> float | None:
     return _auc([v["label"] for v in scores.values()], [v["score"] for v in scores.values()])
 
 
+def share(text: str) -> float:
+    """An argparse type: a share of the batch's pairs, from 0 to 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pack", type=Path, required=True)
@@ -254,12 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--final-steps", type=int, default=1600)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--sbi-share", type=float, default=0.5, help="share of pairs that are synthetic fakes of real crops "
-                                                                "(cross-identity blends or self-blends: --cross-share)")
-    p.add_argument("--paired-share", type=float, default=0.25, help="share of same-footage real/fake pairs")
-    p.add_argument("--cross-share", type=float, default=DEFAULT_CROSS_SHARE,
+    p.add_argument("--sbi-share", type=share, default=0.5,
+                   help="share of pairs that are synthetic fakes of real crops (cross-identity blends or self-blends: "
+                        "--cross-share)")
+    p.add_argument("--paired-share", type=share, default=0.25, help="share of same-footage real/fake pairs")
+    p.add_argument("--cross-share", type=share, default=DEFAULT_CROSS_SHARE,
                    help="share of the synthetic pairs that are cross-identity blends (the rest are self-blends)")
-    p.add_argument("--region-share", type=float, default=0.0,
+    p.add_argument("--region-share", type=share, default=0.0,
                    help="share of the synthetic fakes blended only in the inner or the lower face (lip-sync and "
                         "reenactment redraw a part of the face, not all of it); 0 blends the whole face")
     p.add_argument("--final-without-pool", action="store_true",
