@@ -95,7 +95,10 @@ def test_recipe_command_writes_what_the_run_was_given() -> None:
     assert command.startswith("python -m training.recipe --pack packs/main --init runs/v1.keras --batch-size 32")
     assert "--freeze-until mbv2_block09_add" in command and command.endswith(" --final-without-pool")
     assert "--init-weights" not in command and "--workers" not in command
+    assert "--region-share" not in command  # a log from before the option: its runs blended whole faces
     settings.update(init_weights="runs/a/final.weights.h5", final_without_pool="False", freeze_until="None")
     command = recipe_command(settings)
     assert "--init-weights runs/a/final.weights.h5" in command
     assert "--final-without-pool" not in command and "--freeze-until" not in command
+    settings.update(region_share="0.5")
+    assert "--cross-share 1.0 --region-share 0.5" in recipe_command(settings)
