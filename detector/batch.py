@@ -157,15 +157,13 @@ def _worker_init(options: ScanOptions, image_size: int) -> None:
 
 def _worker_extract(path: Path):
     """Decode + detect + crop + track one file in a worker; errors travel back as one-line messages."""
-    from .face_search import SearchSettings
     from .pipeline import extract_faces
 
     opts = _WORKER["options"]
     t0 = time.perf_counter()
     try:
-        search = SearchSettings(full_every=opts.full_detect_every, refine=opts.refine_faces)
         faces = extract_faces(path, _WORKER["faces"], opts.frames, opts.fps, opts.margin, _WORKER["size"],
-                              opts.max_faces, search=search, exact_frames=opts.exact_frames)
+                              opts.max_faces, search=opts.search_settings(), exact_frames=opts.exact_frames)
         return faces, None, time.perf_counter() - t0
     except DetectorError as exc:
         return None, str(exc), 0.0

@@ -57,6 +57,10 @@ class ScanOptions:
     #: PEM text of the certificate authorities whose content-credential signers count as verified
     trusted_signers: str | None = None
 
+    def search_settings(self) -> SearchSettings:
+        """How the face search of a scan with these options runs (the scanner and the batch workers alike)."""
+        return SearchSettings(full_every=self.full_detect_every, refine=self.refine_faces)
+
 
 @dataclass
 class Explanation:
@@ -251,7 +255,7 @@ class Scanner:
         """One file's faces, scored. With ``options.overlap`` frames decode ahead and the model scores crops while
         later frames are still searched; without it the stages run one after the other (the previous release)."""
         opts = self.options
-        search = SearchSettings(full_every=opts.full_detect_every, refine=opts.refine_faces)
+        search = opts.search_settings()
         args = (path, self.faces, opts.frames, opts.fps, opts.margin, self.detector.image_size, opts.max_faces,
                 progress)
         if not opts.overlap:
