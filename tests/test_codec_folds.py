@@ -8,7 +8,7 @@ import pytest
 from skimage import data
 
 from training import codec
-from training.folds import PoolItem, method_folds
+from training.folds import PoolItem, fold_slug, method_folds
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +73,10 @@ def test_leave_one_method_out_keeps_groups_apart() -> None:
 def test_leave_one_method_out_needs_fakes() -> None:
     with pytest.raises(ValueError):
         method_folds([PoolItem("a", 0, "", "g")])
+
+
+def test_fold_slugs_are_safe_file_names() -> None:
+    """Fold models are saved under their method's name: path separators and brackets never reach the file system."""
+    assert fold_slug("deep-live-cam(inswapper)") == "deep-live-cam_inswapper_"
+    assert fold_slug("vasa-1") == "vasa-1"
+    assert fold_slug("../x y/z") == ".._x_y_z"

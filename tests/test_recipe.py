@@ -139,7 +139,7 @@ def test_recipe_runs_with_weight_mixes_and_a_frozen_backbone_and_exports_a_mix(p
     import keras
 
     from detector.classifier import DeepfakeClassifier
-    from training import export, lomo_report
+    from training import export, lomo_report, stats_head
 
     init, run, model_root = tmp_path / "init.keras", tmp_path / "run", tmp_path / "model"
     DeepfakeClassifier("mobilenetv2", weights=None).save(init)
@@ -154,6 +154,12 @@ def test_recipe_runs_with_weight_mixes_and_a_frozen_backbone_and_exports_a_mix(p
     for fold in log["folds"]:
         assert set(fold["mix"]) == {"0.0", "0.5"}
         assert set(fold["mix"]["0.5"]["scores"]) == set(fold["scores"])
+        assert (run / fold["weights"]).is_file() and set(fold["test_items"]) >= set(fold["scores"])
+    # the statistics head judged fold by fold on the backbones these folds trained
+    assert stats_head.main(["--pack", str(pack), "--init", str(init), "--out", str(tmp_path / "heads"),
+                            "--fold-run", str(run), "--keep-top"]) == 0
+    heads = json.loads((tmp_path / "heads" / "stats_log.json").read_text())
+    assert [f["method"] for f in heads["folds"]] == ["swap", "talk"] and heads["settings"]["fold_run"]
     # mix 0 is the initial model in both folds: the same scores for the reals both folds hold out
     assert set(log["final"]["mix_eval_video_auc"]) == {"0.0", "0.5"}
     assert lomo_report.main(["--run", str(run), "--mix", "0.5"]) == 0

@@ -162,6 +162,78 @@ def _entries_of(model, name: str, weights: list[np.ndarray]) -> list[np.ndarray]
     return [weights[order.index(i)] for i in ids]
 
 
+def _fold_run(pack: Path, run: Path, init: Path) -> dict[str, Path]:
+    """A recipe run's fold part, as training.recipe writes it: per method, weights of a backbone (here the init
+    model shifted by a different amount per fold) and the fold's held-out items."""
+    from detector.classifier import DeepfakeClassifier
+    from training.folds import method_folds
+    from training.recipe import load_pack, pool_items
+
+    crops, _ = load_pack(pack)
+    model = DeepfakeClassifier("mobilenetv2", weights=None)
+    model.save(init)
+    base = model.get_weights()
+    (run / "folds").mkdir(parents=True)
+    entries, weights = [], {}
+    for k, fold in enumerate(method_folds(pool_items(crops))):
+        rng = np.random.default_rng(k)  # each fold's convolutions moved its own way
+        model.set_weights([w + rng.normal(0, 0.02, w.shape).astype(w.dtype) if w.ndim == 4 else w for w in base])
+        weights[fold.method] = run / "folds" / f"{fold.method}.weights.h5"
+        model.save_weights(weights[fold.method])
+        entries.append({"method": fold.method, "weights": f"folds/{fold.method}.weights.h5",
+                        "test_items": sorted(it.item for it in fold.test)})
+    (run / "recipe_log.json").write_text(json.dumps({"folds": entries}))
+    return weights
+
+
+@pytest.mark.e2e
+def test_a_fold_run_scores_each_fold_with_its_own_backbone(pack: Path, tmp_path: Path) -> None:
+    """With a recipe run's fold models, each fold's held-out videos are scored from the features of the backbone
+    that fold trained (the same figures as features made by that backbone alone), not from the final one."""
+    from training.recipe import load_pack
+
+    init, run = tmp_path / "init.keras", tmp_path / "run"
+    weights = _fold_run(pack, run, init)
+    crops, images = load_pack(pack)
+    rows = np.flatnonzero([c["role"] == "pool" for c in crops])
+
+    def build(path: Path):
+        return stats_head.stats_model(init, keep_top=True, init_weights=[path])
+
+    folds = stats_head.fold_run_log(stats_head.fold_run_weights(run, crops), crops, images, build, 0.1, 1, 0)
+    assert [f["method"] for f in folds] == ["swap", "talk"]
+    for fold in folds:
+        own = stats_head.pack_features(build(weights[fold["method"]]), images, rows, 1, 0)
+        expect = stats_head.fold_log(crops, own[0], 0.1, own[2], own[1], only=fold["method"])
+        assert len(expect) == 1 and _flat(expect[0]["scores"]) == pytest.approx(_flat(fold["scores"]))
+    # the final model's features would score the "talk" fold otherwise
+    final = stats_head.pack_features(stats_head.stats_model(init, keep_top=True), images, rows, 1, 0)
+    other = stats_head.fold_log(crops, final[0], 0.1, final[2], final[1], only="talk")[0]["scores"]
+    assert _flat(other) != pytest.approx(_flat(folds[1]["scores"]), abs=1e-4)
+
+
+def _flat(scores: dict) -> list[float]:
+    """A fold's video scores ({item: {"label", view: score}}) as one list, in a fixed order."""
+    return [float(scores[item][key]) for item in sorted(scores) for key in sorted(scores[item])]
+
+
+@pytest.mark.slow
+def test_a_fold_run_of_other_folds_is_refused(pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A run whose folds held out other videos (another pack or seed), or that lacks a fold, gives a one-line
+    error, never figures from backbones that saw the held-out method."""
+    init, run = tmp_path / "init.keras", tmp_path / "run"
+    _fold_run(pack, run, init)
+    log = json.loads((run / "recipe_log.json").read_text())
+    log["folds"][0]["test_items"] = log["folds"][0]["test_items"][:-1]
+    (run / "recipe_log.json").write_text(json.dumps(log))
+    args = ["--pack", str(pack), "--init", str(init), "--out", str(tmp_path / "out"), "--fold-run", str(run)]
+    assert stats_head.main(args) == 2
+    assert "held out other videos" in capsys.readouterr().err
+    (run / "recipe_log.json").write_text(json.dumps({"folds": log["folds"][1:]}))
+    assert stats_head.main(args) == 2
+    assert "no fold model for 'swap'" in capsys.readouterr().err
+
+
 @pytest.mark.e2e
 def test_stats_head_runs_leave_one_method_out_and_exports(pack: Path, tmp_path: Path) -> None:
     """The tool on the tiny pack: one fold per method, no group on both sides of a fold, held-out videos scored as

@@ -10,6 +10,7 @@ is ever on both sides.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -29,6 +30,12 @@ class Fold:
     method: str
     train: list[PoolItem]
     test: list[PoolItem]
+
+
+def fold_slug(method: str) -> str:
+    """A method's name as part of a file name (``deep-live-cam(inswapper)`` -> ``deep-live-cam_inswapper_``): fold
+    models are saved under it, after the fold's number (which keeps two names that read alike apart)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", method)
 
 
 def _shuffle_key(group: str, seed: int) -> bytes:

@@ -44,7 +44,7 @@ import numpy as np
 from detector import aggregate
 from training import codec
 from training.cross_blend import BlendSources
-from training.folds import PoolItem, method_folds
+from training.folds import PoolItem, fold_slug, method_folds
 
 _STATE: dict = {}
 #: Share of the synthetic pairs made as cross-identity blends (the rest are self-blends). Cross-identity blends
@@ -53,6 +53,8 @@ _STATE: dict = {}
 #: CPU (README) with cross-identity blends gave 0.49 across methods and 0.80 on the labelled eval crops, where
 #: self-blends gave 0.44 and 0.62.
 DEFAULT_CROSS_SHARE = 1.0
+#: Where a run keeps its fold models' weights (one ``<fold number>_<method>.weights.h5`` each), inside ``--out``.
+FOLD_WEIGHTS_DIR = "folds"
 
 
 def load_pack(pack: Path) -> tuple[list[dict], np.ndarray]:
@@ -381,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             rate = fit(fold.method, args.fold_steps, args.seed + 1 + k)
             test_items = {it.item for it in fold.test}
+            # the fold model's weights, so heads fitted later on its backbone (training.stats_head --fold-run) are
+            # judged on the method this backbone never saw
+            fold_weights = Path(FOLD_WEIGHTS_DIR) / f"{k:02d}_{fold_slug(fold.method)}.weights.h5"
+            (args.out / FOLD_WEIGHTS_DIR).mkdir(exist_ok=True)
+            model.save_weights(args.out / fold_weights)
             idx = [i for i, c in enumerate(crops) if c["role"] == "pool" and c["item"] in test_items]
             # robustness: the same held-out crops after H.264 at CRF 35, and after a 2x downscale (about what a
             # 720p source re-encoded at 360p loses), both on top of whatever the source already had
@@ -398,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
 
             entry = {"method": fold.method, "images_seen": args.fold_steps * args.batch_size,
                      "images_per_s": round(rate), "train_items": len(fold.train),
+                     "test_items": sorted(test_items), "weights": fold_weights.as_posix(),
                      "scores": held_out_scores(), "eval_video_auc": eval_auc()}
             if mixes:
                 entry["mix"] = at_mixes(lambda: {"scores": held_out_scores(), "eval_video_auc": eval_auc()})

@@ -24,6 +24,9 @@ Steps:
    held-out videos by the scanner's rule, as they are and damaged. The log has ``training.recipe``'s form, so
    :mod:`training.lomo_report`'s figures and threshold rule apply: the threshold calls 5 % of the out-of-fold reals
    fake.
+   With ``--fold-run RUN`` (a ``training.recipe`` run with folds, on the same pack), each fold's features come
+   from the backbone that run trained for that fold instead, so the pool's fakes can train the backbone as well
+   and still no backbone or head has seen the method it is judged on.
 4. The head fitted on every pool crop becomes the model's Dense layer (standardisation folded into its weights).
 
 Writes ``model.keras``, ``stats_log.json``, ``lomo.json``, ``lomo.md`` and ``summary.json`` (what
@@ -37,7 +40,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -154,12 +157,15 @@ def fit_scorer(features: dict[str, np.ndarray], top: dict[str, np.ndarray] | Non
 
 
 def fold_log(crops: list[dict], features: dict[str, np.ndarray], c: float, augmented: list[np.ndarray] = (),
-             top: dict[str, np.ndarray] | None = None) -> list[dict]:
+             top: dict[str, np.ndarray] | None = None, only: str | None = None) -> list[dict]:
     """Leave-one-method-out folds in ``training.recipe``'s log form: each held-out video's score as it is, after
-    CRF 35 and at half resolution, from a head that never saw its method or its group."""
+    CRF 35 and at half resolution, from a head that never saw its method or its group. ``only``: that method's
+    fold alone (its features then come from a backbone that never saw it either: :func:`fold_run_log`)."""
     labels = np.array([int(x["label"]) for x in crops])
     folds = []
     for fold in method_folds(pool_items(crops)):
+        if only is not None and fold.method != only:
+            continue
         train_items = {it.item for it in fold.train}
         train = [i for i, x in enumerate(crops) if x["role"] == "pool" and x["item"] in train_items]
         scorer = fit_scorer(features, top, list(augmented), labels, train, c)
@@ -173,6 +179,70 @@ def fold_log(crops: list[dict], features: dict[str, np.ndarray], c: float, augme
                   for item in per_view["score"]}
         folds.append({"method": fold.method, "train_items": len(train_items), "train_crops": len(train),
                       "scores": scores})
+    return folds
+
+
+def pack_features(model, images: np.ndarray, rows: np.ndarray, augment: int, seed: int
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, list[np.ndarray]]:
+    """The statistics features of every crop (and the kept head's logits, or None without one), of the crops
+    ``rows`` (the pool's) after H.264 at CRF 35 and at half resolution, and of ``augment`` codec-damaged copies of
+    them (drawn from ``seed``, so every backbone measured sees the same damage)."""
+    extract = feature_model(model)
+
+    def features_of(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        out = extract.predict(batch.astype(np.float32), batch_size=64, verbose=0)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        return out[0].astype(np.float64), (out[1].reshape(-1).astype(np.float64) if len(out) > 1 else None)
+
+    features, top = {}, {}
+    features["score"], top["score"] = features_of(images)
+    for view in VIEWS[1:]:
+        features[view], top[view] = np.zeros_like(features["score"]), np.zeros_like(features["score"][:, 0])
+        features[view][rows], damaged_top = features_of(_damaged(images[rows], view))
+        if damaged_top is not None:
+            top[view][rows] = damaged_top
+    rng = np.random.default_rng(seed)
+    augmented = []
+    for copy in range(augment):
+        print(f"codec-damaged copy {copy + 1} of {augment} ...", flush=True)
+        damaged = np.zeros_like(features["score"])
+        for start in range(0, len(rows), 32):
+            batch = rows[start:start + 32]
+            damaged[batch] = features_of(damage_batch(images[batch], rng))[0]
+        augmented.append(damaged)
+    return features, (top if model.keep_top else None), augmented
+
+
+def fold_run_weights(run: Path, crops: list[dict]) -> dict[str, Path]:
+    """Each fold's model weights in ``training.recipe`` run ``run`` (its ``recipe_log.json``), by held-out method,
+    checked against this pack's folds: a run cut short, or one whose folds held out other videos (another pack or
+    ``--seed``), would score methods with backbones that saw them, so it is refused (ValueError)."""
+    log = json.loads((run / "recipe_log.json").read_text())
+    entries = {entry["method"]: entry for entry in log.get("folds", [])}
+    weights = {}
+    for fold in method_folds(pool_items(crops)):
+        entry = entries.get(fold.method)
+        if entry is None or "weights" not in entry:
+            raise ValueError(f"{run}: no fold model for {fold.method!r} (a run with --fold-steps, not cut short)")
+        if set(entry["test_items"]) != {it.item for it in fold.test}:
+            raise ValueError(f"{run}: fold {fold.method!r} held out other videos than this pack's fold "
+                             "(another pack, or --seed)")
+        weights[fold.method] = run / entry["weights"]
+    return weights
+
+
+def fold_run_log(weights: dict[str, Path], crops: list[dict], images: np.ndarray, build: Callable[[Path], object],
+                 c: float, augment: int, seed: int) -> list[dict]:
+    """Leave-one-method-out folds where each fold's head is fitted on the features of the backbone that
+    ``training.recipe`` trained for that fold (``weights``: :func:`fold_run_weights`): the pool's fakes can then
+    train the backbone too, and no backbone or head saw the method it is judged on. ``build(path)`` makes the
+    statistics model from a fold's weights."""
+    rows = np.flatnonzero(np.array([c["role"] == "pool" for c in crops]))
+    folds = []
+    for method, path in weights.items():
+        print(f"fold {method}: features from its own backbone ...", flush=True)
+        features, top, augmented = pack_features(build(path), images, rows, augment, seed)
+        folds += fold_log(crops, features, c, augmented, top, only=method)
     return folds
 
 
@@ -203,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="codec-damaged copies of each training crop (training.codec.damage_batch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prior-images", type=int, default=0, help="images the --init model was trained on")
+    p.add_argument("--fold-run", type=Path,
+                   help="a training.recipe run with folds (the same pack and --seed): each fold's head is fitted and "
+                        "scored on the backbone that fold trained, so the pool's fakes may train the backbone too; "
+                        "the final head is on --init (with --init-weights, e.g. that run's final.weights.h5)")
     p.add_argument("--init-description", default="", help="what the --init model is, for the card")
     args = p.parse_args(argv)
     t0 = time.time()
@@ -210,37 +284,19 @@ def main(argv: list[str] | None = None) -> int:
         crops, images = load_pack(args.pack)
         taps = tuple(t for t in args.taps.split(",") if t) if args.taps else None
         model = stats_model(args.init, args.backbone, taps, args.keep_top, args.init_weights)
+        fold_weights = fold_run_weights(args.fold_run, crops) if args.fold_run else None
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    extract = feature_model(model)
-    pool = np.array([c["role"] == "pool" for c in crops])
-    rows = np.flatnonzero(pool)
-
-    def features_of(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        out = extract.predict(batch.astype(np.float32), batch_size=64, verbose=0)
-        out = out if isinstance(out, (list, tuple)) else [out]
-        return out[0].astype(np.float64), (out[1].reshape(-1).astype(np.float64) if len(out) > 1 else None)
-
+    rows = np.flatnonzero(np.array([c["role"] == "pool" for c in crops]))
     print(f"features of {len(crops)} crops, {len(rows)} pool crops also damaged ...", flush=True)
-    features, top = {}, {}
-    features["score"], top["score"] = features_of(images)
-    for view in VIEWS[1:]:
-        features[view], top[view] = np.zeros_like(features["score"]), np.zeros_like(features["score"][:, 0])
-        features[view][rows], damaged_top = features_of(_damaged(images[rows], view))
-        if damaged_top is not None:
-            top[view][rows] = damaged_top
-    top = top if args.keep_top else None
-    rng = np.random.default_rng(args.seed)
-    augmented = []
-    for copy in range(args.augment):
-        print(f"codec-damaged copy {copy + 1} of {args.augment} ...", flush=True)
-        damaged = np.zeros_like(features["score"])
-        for start in range(0, len(rows), 32):
-            batch = rows[start:start + 32]
-            damaged[batch] = features_of(damage_batch(images[batch], rng))[0]
-        augmented.append(damaged)
-    folds = fold_log(crops, features, args.C, augmented, top)
+    features, top, augmented = pack_features(model, images, rows, args.augment, args.seed)
+    if fold_weights:
+        folds = fold_run_log(fold_weights, crops, images,
+                             lambda path: stats_model(args.init, args.backbone, taps, args.keep_top, [path]),
+                             args.C, args.augment, args.seed)
+    else:
+        folds = fold_log(crops, features, args.C, augmented, top)
     labels = np.array([int(x["label"]) for x in crops])
     final = fit_scorer(features, top, augmented, labels, rows.tolist(), args.C)
     set_heads(model, final)
@@ -250,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     init_weights = " ".join(map(str, args.init_weights))
     settings = {"pack": str(args.pack), "init": str(args.init), "init_weights": init_weights,
                 "backbone": args.backbone, "taps": list(model.taps),
-                "keep_top": args.keep_top, "C": args.C, "augment": args.augment, "seed": args.seed}
+                "keep_top": args.keep_top, "C": args.C, "augment": args.augment, "seed": args.seed,
+                "fold_run": str(args.fold_run) if args.fold_run else ""}
     log = {"settings": settings, "folds": folds, "final": {"train_crops": len(rows), "eval": evaluation}}
     (args.out / "stats_log.json").write_text(json.dumps(config.project_relative(log), indent=2) + "\n")
     fig = lomo_figures(log)
@@ -260,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
                + (f"--init-weights {init_weights} " if init_weights else "")
                + f"--C {args.C} "
                f"--augment {args.augment} --seed {args.seed}" + (" --keep-top" if args.keep_top else "")
-               + (f" --taps {args.taps}" if args.taps else ""))
+               + (f" --taps {args.taps}" if args.taps else "")
+               + (f" --fold-run {args.fold_run}" if args.fold_run else ""))
     summary = {
         "backbone": args.backbone, "weights": args.init_description or str(args.init), "mode": "stats_head",
         "image_size": model.image_size, "seed": args.seed, "images_seen": args.prior_images,
