@@ -102,3 +102,6 @@ def test_recipe_command_writes_what_the_run_was_given() -> None:
     assert "--final-without-pool" not in command and "--freeze-until" not in command
     settings.update(region_share="0.5")
     assert "--cross-share 1.0 --region-share 0.5" in recipe_command(settings)
+    assert "--other-fakes-reals" not in recipe_command({**settings, "other_fakes_reals": ""})
+    assert "--other-fakes-reals videos --freeze-until" in recipe_command({**settings, "other_fakes_reals": "videos",
+                                                                          "freeze_until": "b"})

@@ -50,6 +50,23 @@ def test_pools_respect_roles_and_pairs(worker) -> None:
     assert no_pool.sbi_reals and all(crops[i]["role"] not in ("pool", "eval") for i in no_pool.sbi_reals)
 
 
+def test_other_fakes_reals_come_from_the_named_real_datasets_too(worker) -> None:
+    """With ``other_fakes_reals``, the pool's other fakes stand against the named datasets' real crops as well as the
+    pool's reals; by default against the pool's reals only, and the same draws either way up to the real picked."""
+    crops, images = worker["crops"], worker["images"]
+
+    def real_items(sampler) -> set[str]:
+        reals, _ = sampler.pairs(60, np.random.default_rng(1), 0.0, 0.0, images)
+        # which crop each real is: the pack's row it views (two items of the tiny pack share their pixels)
+        start, row = images.ctypes.data, images[0].nbytes
+        return {crops[(real.ctypes.data - start) // row]["item"] for real in reals}
+
+    assert real_items(recipe.Sampler(crops, None)) == {"stream_real", "webcam_real", "studio_real"}
+    assert real_items(recipe.Sampler(crops, None, ("real",))) == {"stream_real", "webcam_real", "studio_real",
+                                                                   "lfw_a"}
+    assert "labelled" not in real_items(recipe.Sampler(crops, None, ("real", "eval")))  # never the eval set
+
+
 def test_synthetic_pairs_are_cross_identity_blends_at_the_cross_share(worker, monkeypatch) -> None:
     """With every pair synthetic: at cross share 1 each fake pastes a face of another group onto its real, at 0 each
     is a self-blend of its own crop; either way only the face changes."""
@@ -126,6 +143,8 @@ def test_bad_init_weights_or_pool_settings_are_one_line_errors(pack: Path, tmp_p
     with pytest.raises(SystemExit) as exit_info:
         recipe.main([*args, "--final-without-pool", "--sbi-share", "0.5"])
     assert exit_info.value.code == 2 and "needs --sbi-share 1" in capsys.readouterr().err
+    assert recipe.main([*args, "--other-fakes-reals", "real,nosuch"]) == 2
+    assert "no real dataset nosuch" in capsys.readouterr().err
     for flag in ("--sbi-share", "--region-share"):
         with pytest.raises(SystemExit) as exit_info:
             recipe.main([*args, flag, "1.5"])

@@ -37,6 +37,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -77,7 +78,10 @@ def pool_items(crops: list[dict]) -> list[PoolItem]:
 class Sampler:
     """Index pools for one training set (a fold's train split, or everything) and the batch maker."""
 
-    def __init__(self, crops: list[dict], allowed_items: set[str] | None):
+    def __init__(self, crops: list[dict], allowed_items: set[str] | None, other_fakes_reals: Sequence[str] = ()):
+        """``other_fakes_reals``: real datasets of the pack (their ``dataset`` names) whose crops also stand as the
+        reals against the pool's other fakes, beside the pool's own reals."""
+
         def ok(c: dict) -> bool:
             return c["role"] != "eval" and (c["role"] != "pool" or allowed_items is None or c["item"] in allowed_items)
 
@@ -86,6 +90,8 @@ class Sampler:
         self.sbi_reals = self.blends.indices
         self.pool_reals = [i for i in usable if crops[i]["role"] == "pool" and crops[i]["label"] == 0]
         self.pool_fakes = [i for i in usable if crops[i]["role"] == "pool" and crops[i]["label"] == 1]
+        self.other_reals = self.pool_reals + [i for i in usable if crops[i]["role"] == "real"
+                                              and crops[i]["label"] == 0 and crops[i]["dataset"] in other_fakes_reals]
         by_group: dict[str, dict[int, list[int]]] = {}
         for i in self.pool_reals + self.pool_fakes:
             by_group.setdefault(crops[i]["group"], {}).setdefault(crops[i]["label"], []).append(i)
@@ -97,7 +103,7 @@ class Sampler:
               region_share: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """``n`` (real, fake) pairs: synthetic ones (``sbi_share``; of those, ``cross_share`` cross-identity blends
         and the rest self-blends, ``region_share`` of them confined to the inner or lower face), same-footage pool
-        pairs (``paired_share``) and other pool fakes against pool reals."""
+        pairs (``paired_share``) and other pool fakes against pool reals (and those of ``other_fakes_reals``)."""
         reals, fakes = [], []
         for _ in range(n):
             u = rng.random()
@@ -113,7 +119,7 @@ class Sampler:
                 fake = images[group[1][rng.integers(len(group[1]))]]
             else:
                 fake = images[self.pool_fakes[rng.integers(len(self.pool_fakes))]]
-                pool = self.pool_reals or self.sbi_reals
+                pool = self.other_reals or self.sbi_reals
                 real = images[pool[rng.integers(len(pool))]]
             reals.append(real)
             fakes.append(fake)
@@ -176,7 +182,7 @@ def _sampler(key: str) -> Sampler:
         else:
             fold = {f.method: f for f in method_folds(pool_items(crops))}[key]
             allowed = {it.item for it in fold.train}
-        _STATE["samplers"][key] = Sampler(crops, allowed)
+        _STATE["samplers"][key] = Sampler(crops, allowed, _STATE["settings"].get("other_fakes_reals", ()))
     return _STATE["samplers"][key]
 
 
@@ -273,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--region-share", type=share, default=0.0,
                    help="share of the synthetic fakes blended only in the inner or the lower face (lip-sync and "
                         "reenactment redraw a part of the face, not all of it); 0 blends the whole face")
+    p.add_argument("--other-fakes-reals", default="",
+                   help="comma-separated real datasets of the pack (meta.json's dataset names, e.g. videos) whose "
+                        "crops also stand against the pool's other fakes, beside the pool's reals: real footage "
+                        "like the generators' (studio talking heads), so the setting cannot tell the classes apart")
     p.add_argument("--final-without-pool", action="store_true",
                    help="train the final model on synthetic fakes of the non-pool reals only (needs --sbi-share 1): "
                         "no pool crop is seen, so heads fitted later on its backbone (training.stats_head) can be "
@@ -294,11 +304,18 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"batch_size": args.batch_size, "sbi_share": args.sbi_share, "paired_share": args.paired_share,
                 "cross_share": args.cross_share, "region_share": args.region_share,
+                "other_fakes_reals": tuple(d for d in args.other_fakes_reals.split(",") if d),
                 "h264": codec.ffmpeg_available()}
     # fork the batch workers before Keras and its backend start threads
     workers = mp.get_context("fork").Pool(args.workers, _init_worker, (str(args.pack), settings))
     started = time.time()
     crops, images = load_pack(args.pack)
+    unknown = set(settings["other_fakes_reals"]) - {c["dataset"] for c in crops if c["role"] == "real"}
+    if unknown:
+        print(f"error: --other-fakes-reals: no real dataset {', '.join(sorted(unknown))} in {args.pack}",
+              file=sys.stderr)
+        workers.terminate()
+        return 2
     import keras
 
     from detector import classifier  # noqa: F401  (registers the task model and its layers for loading)
