@@ -52,7 +52,7 @@ def test_pools_respect_roles_and_pairs(worker) -> None:
 
 def test_other_fakes_reals_come_from_the_named_real_datasets_too(worker) -> None:
     """With ``other_fakes_reals``, the pool's other fakes stand against the named datasets' real crops as well as the
-    pool's reals; by default against the pool's reals only, and the same draws either way up to the real picked."""
+    pool's reals; by default against the pool's reals only; never against the eval set."""
     crops, images = worker["crops"], worker["images"]
 
     def real_items(sampler) -> set[str]:
