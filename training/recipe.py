@@ -12,7 +12,7 @@ starts, each holding the decoded pack; every batch is half real, half fake, made
   them blend only the inner or the lower face (training.sbi.REGIONS), as reenactment and lip-sync do;
 - same-footage pairs: a real fake and the real half of the same footage (DeepFaceLive streams, MegActor drivers),
   where only the face differs, so the model cannot learn content;
-- other real fakes against reals drawn from the pool.
+- other real fakes against reals drawn from the pool (and from the real datasets named by ``--other-fakes-reals``).
 
 Both members of a pair get the same *kind* of random codec damage (training.codec: H.264 at CRF 18-40, rescaling,
 JPEG), drawn independently of the label. Folds: training.folds (one per method, groups never on both sides); each
