@@ -1,6 +1,6 @@
 """Cross-identity blends: the source face is aligned onto the target by their landmarks and colour-matched, only the
-masked region changes, sources are chosen by landmark shape, blends confined to a face region stay in it, and
-training.synthetic_probe runs on a tiny pack."""
+masked region changes, sources are chosen by landmark shape, blends confined to a face region stay in it, the
+piecewise warp gives the source the target's face shape, and training.synthetic_probe runs on a tiny pack."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from conftest import FACE_KPS, dense_face_landmarks
 from skimage import data
 
 from training import sbi, synthetic_probe
-from training.cross_blend import BlendSources, choose_source, cross_blend, nearest_sources, normalised_shape
+from training.cross_blend import (BlendSources, choose_source, cross_blend, nearest_sources, normalised_shape,
+                                  piecewise_map)
 
 LANDMARKS = np.array(FACE_KPS, np.float32)
 
@@ -103,6 +104,92 @@ def test_region_share_zero_makes_the_whole_face_fakes_of_before(face: np.ndarray
         partial = blends.fake(0, images, np.random.default_rng(seed), True, 1.0)
         changed = np.abs(partial.astype(int) - face.astype(int)).sum(axis=2) > 0
         assert changed.sum() > 500 and not changed[:60].any()
+
+
+def _other_shape(dense: np.ndarray) -> np.ndarray:
+    """Another face shape: the same landmarks turned and moved, with the mouth opened and the jaw widened, which
+    no similarity transform undoes."""
+    matrix = cv2.getRotationMatrix2D((112, 112), 8, 0.9)
+    matrix[:, 2] += (6, -4)
+    out = dense @ matrix[:, :2].T + matrix[:, 2]
+    out[48:68, 1] += np.where(out[48:68, 1] > out[48:68, 1].mean(), 9, -3)
+    out[0:17, 0] += (out[0:17, 0] - out[0:17, 0].mean()) * 0.15
+    return out.astype(np.float32)
+
+
+def test_piecewise_map_reads_each_target_landmark_at_its_source_twin() -> None:
+    """Every target landmark reads the source at the matching landmark, which one similarity transform cannot do
+    for another face shape; for a source that is an exact similarity of the target, the map is that transform."""
+    target = dense_face_landmarks()
+    source = _other_shape(target)
+    mx, my = piecewise_map(source, target, (224, 224))
+    cols, rows = np.round(target[:, 0]).astype(int), np.round(target[:, 1]).astype(int)
+    read = np.c_[mx[rows, cols], my[rows, cols]]
+    expected = np.c_[source] + (np.c_[cols, rows] - target) * 1.0  # the rounding of the pixel, nearly 1:1 here
+    assert np.abs(read - expected).max() < 0.6
+    matrix, _ = cv2.estimateAffinePartial2D(target, source)
+    by_similarity = np.c_[cols, rows] @ matrix[:, :2].T + matrix[:, 2]
+    assert np.abs(by_similarity - source).max() > 5  # the shapes differ: one transform misses the mouth by pixels
+
+    matrix = cv2.getRotationMatrix2D((100, 120), -12, 1.1)
+    similar = (target @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+    mx, my = piecewise_map(similar, target, (224, 224))
+    ys, xs = np.mgrid[0:224, 0:224]
+    np.testing.assert_allclose(mx, xs * matrix[0, 0] + ys * matrix[0, 1] + matrix[0, 2], atol=1e-3)
+    np.testing.assert_allclose(my, xs * matrix[1, 0] + ys * matrix[1, 1] + matrix[1, 2], atol=1e-3)
+
+
+def test_piecewise_blends_land_the_sources_features_on_the_targets(face: np.ndarray) -> None:
+    """A source with a dark dot on every landmark, blended onto a target of another shape: piecewise puts the dots on
+    the target's landmarks, the similarity transform leaves the mouth's off them. Degenerate landmarks fall back to
+    the similarity warp; an unknown warp is an error."""
+    target = dense_face_landmarks()
+    source_lm = _other_shape(target)
+    source = np.full((224, 224, 3), 200, np.uint8)
+    for x, y in source_lm:
+        cv2.circle(source, (int(round(x)), int(round(y))), 2, (0, 0, 0), -1)
+    plain = np.random.default_rng(1).normal(150, 20, (224, 224, 3)).clip(0, 255).astype(np.uint8)
+    mouth = np.round(target[48:60]).astype(int)
+
+    def darkening(warp: str) -> float:
+        """How much darker than the target the blend is at the target's mouth landmarks, over full blends."""
+        out = []
+        for seed in range(6):
+            blended, mask = cross_blend(plain, target, source, source_lm, np.random.default_rng(seed), "face", warp)
+            if mask.max() > 0.99:
+                out.append(np.mean(plain[mouth[:, 1], mouth[:, 0]].astype(float)
+                                   - blended[mouth[:, 1], mouth[:, 0]].astype(float)))
+        assert out
+        return float(np.mean(out))
+
+    assert darkening("piecewise") > 40 > darkening("similarity") + 20
+    flat = np.zeros_like(target)
+    assert piecewise_map(target, flat, (224, 224)) is None
+    fallback = cross_blend(face, flat, face, target, np.random.default_rng(0), "face", "piecewise")[0]
+    assert fallback.tobytes() == cross_blend(face, flat, face, target, np.random.default_rng(0))[0].tobytes()
+    with pytest.raises(ValueError, match="unknown warp"):
+        cross_blend(face, target, face, target, np.random.default_rng(0), "face", "mesh")
+
+
+def test_warp_share_zero_draws_nothing_and_one_warps_every_cross_blend(face: np.ndarray) -> None:
+    """At share 0 the fakes are those of before the option, byte for byte (earlier runs' batches stay as they were);
+    at share 1 every cross-identity blend is the piecewise one."""
+    dense = dense_face_landmarks()
+    other = _other_shape(dense)
+    tinted = np.clip(face.astype(int) + [40, -20, 10], 0, 255).astype(np.uint8)
+    crops = [{"landmarks": dense.tolist(), "group": "a"}, {"landmarks": other.tolist(), "group": "b"}]
+    blends, images = BlendSources(crops, [0, 1]), np.stack([face, tinted])
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        choose_source(0, blends.shapes, blends.groups, rng)
+        before = cross_blend(face, dense, tinted, other, rng)[0]
+        assert blends.fake(0, images, np.random.default_rng(seed), True).tobytes() == before.tobytes()
+        rng = np.random.default_rng(seed)
+        choose_source(0, blends.shapes, blends.groups, rng)
+        rng.random()  # the warp's draw
+        shaped = cross_blend(face, dense, tinted, other, rng, "face", "piecewise")[0]
+        warped = blends.fake(0, images, np.random.default_rng(seed), True, 0.0, 1.0)
+        assert warped.tobytes() == shaped.tobytes() and warped.tobytes() != before.tobytes()
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def worker(pack: Path):
     recipe._init_worker(str(pack), {"batch_size": 16, "sbi_share": 0.4, "paired_share": 0.3, "cross_share": 0.5,
-                                    "region_share": 0.0, "h264": False})
+                                    "region_share": 0.0, "warp_share": 0.5, "h264": False})
     yield recipe._STATE
     recipe._STATE.clear()
 
@@ -69,16 +69,17 @@ def test_other_fakes_reals_come_from_the_named_real_datasets_too(worker) -> None
 
 def test_synthetic_pairs_are_cross_identity_blends_at_the_cross_share(worker, monkeypatch) -> None:
     """With every pair synthetic: at cross share 1 each fake pastes a face of another group onto its real, at 0 each
-    is a self-blend of its own crop; either way only the face changes."""
+    is a self-blend of its own crop; either way only the face changes. The warp share picks the pasted face's shape:
+    at 1 every paste takes the target's (piecewise), at 0 none does."""
     from training import cross_blend as cross_module
 
     sampler, images, crops = recipe._sampler("all"), worker["images"], worker["crops"]
-    pasted: list[tuple[np.ndarray, np.ndarray]] = []
+    pasted: list[tuple[np.ndarray, np.ndarray, str]] = []
     original = cross_module.cross_blend
 
-    def recording(target, target_landmarks, source, source_landmarks, rng, region):
-        pasted.append((target, source))
-        return original(target, target_landmarks, source, source_landmarks, rng, region)
+    def recording(target, target_landmarks, source, source_landmarks, rng, region, warp):
+        pasted.append((target, source, warp))
+        return original(target, target_landmarks, source, source_landmarks, rng, region, warp)
 
     monkeypatch.setattr(cross_module, "cross_blend", recording)  # where BlendSources.fake finds it
 
@@ -89,11 +90,14 @@ def test_synthetic_pairs_are_cross_identity_blends_at_the_cross_share(worker, mo
         pasted.clear()
         reals, fakes = sampler.pairs(6, np.random.default_rng(4), 1.0, 0.0, images, share)
         assert len(pasted) == expect
-        for target, source in pasted:
-            assert not groups_of(target) & groups_of(source)
+        for target, source, warp in pasted:
+            assert not groups_of(target) & groups_of(source) and warp == "similarity"
         for real, fake in zip(reals, fakes):
             changed = np.abs(real.astype(int) - fake.astype(int)).sum(axis=2) > 0
             assert changed[80:160, 70:150].any() and not changed[:10, :10].any()
+    pasted.clear()
+    sampler.pairs(6, np.random.default_rng(4), 1.0, 0.0, images, 1.0, 0.0, 1.0)
+    assert [warp for _, _, warp in pasted] == ["piecewise"] * 6
 
 
 def test_video_scores_use_the_scanners_rule() -> None:

@@ -6,6 +6,11 @@ and face shape, as a face swap tool would find), aligned to the target by a simi
 inside the face region, and blended through the same kind of jittered, warped, blurred mask. What is left to see is
 what a face swap leaves: a blending boundary, and two faces' texture, lighting and sharpness meeting at it.
 
+The similarity transform keeps the source's own face shape, so its eyes and mouth need not meet the target's. A face
+swap tool draws the new face in the target's shape (a 3D fit, or a network that keeps the target's expression). The
+``piecewise`` warp does the same here: the source is warped triangle by triangle of the two landmark sets, so every
+landmark lands on the target's, and only texture, lighting and the seam are left to give it away.
+
 Everything is numpy/OpenCV and deterministic for a given ``np.random.Generator``.
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.interpolate import LinearNDInterpolator
 
 from training.sbi import BLEND_RATIOS, REGIONS, face_mask, self_blend
 
@@ -21,6 +27,8 @@ from training.sbi import BLEND_RATIOS, REGIONS, face_mask, self_blend
 NEAREST = 5
 #: The partial regions a ``region_share`` of the fakes blend (every region but the whole face).
 PART_REGIONS = tuple(name for name, subset in REGIONS.items() if subset is not None)
+#: How the source face is brought onto the target's: one similarity transform, or piecewise-affine by landmarks.
+WARPS = ("similarity", "piecewise")
 
 
 def normalised_shape(landmarks: np.ndarray) -> np.ndarray:
@@ -62,21 +70,62 @@ def _match_colour(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
     return cv2.cvtColor(np.clip(src, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
-def cross_blend(target: np.ndarray, target_landmarks: np.ndarray, source: np.ndarray,
-                source_landmarks: np.ndarray, rng: np.random.Generator,
-                region: str = "face") -> tuple[np.ndarray, np.ndarray]:
-    """(blended uint8 image, blend mask float32 in [0, 1]): ``source``'s face warped onto ``target``'s by the
-    similarity transform between their landmarks, colour-matched, blended through a mask of the target's face (or
-    of one of its regions, :data:`training.sbi.REGIONS`).
+def piecewise_map(source_landmarks: np.ndarray, target_landmarks: np.ndarray,
+                  shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """For every pixel of a ``shape`` (h, w) target, where to read the source (``cv2.remap``'s x and y maps):
+    linear inside each triangle of the target's landmarks (Delaunay), so each landmark reads its source twin, and
+    the similarity transform between the two sets beyond them (anchored by points on the image border). None when
+    the landmarks are degenerate."""
+    src = np.asarray(source_landmarks, np.float64)
+    dst = np.asarray(target_landmarks, np.float64)
+    h, w = shape
+    matrix, _ = cv2.estimateAffinePartial2D(dst.astype(np.float32), src.astype(np.float32))
+    if matrix is None:
+        return None
+    edge_x, edge_y = np.linspace(0, w - 1, 5), np.linspace(0, h - 1, 5)
+    border = np.array([(x, y) for x in edge_x for y in edge_y if x in (0, w - 1) or y in (0, h - 1)], np.float64)
+    try:
+        interpolate = LinearNDInterpolator(np.concatenate([dst, border]),
+                                           np.concatenate([src, border @ matrix[:, :2].T + matrix[:, 2]]))
+    except ValueError:  # a flat set of points: no triangulation
+        return None
+    ys, xs = np.mgrid[0:h, 0:w]
+    where = interpolate(np.stack([xs.ravel(), ys.ravel()], axis=1)).astype(np.float32)
+    if not np.isfinite(where).all():
+        return None
+    return where[:, 0].reshape(h, w), where[:, 1].reshape(h, w)
 
-    Pixels where the mask is 0 are the target's own, so the fake differs from the real crop only inside the blend.
-    """
-    h, w = target.shape[:2]
+
+def _warp(source: np.ndarray, source_landmarks: np.ndarray, target_landmarks: np.ndarray, shape: tuple[int, int],
+          warp: str) -> np.ndarray:
+    """``source`` brought onto the target's landmarks by one of :data:`WARPS` (piecewise falls back to the
+    similarity transform on landmarks it cannot triangulate)."""
+    h, w = shape
+    if warp == "piecewise":
+        maps = piecewise_map(source_landmarks, target_landmarks, shape)
+        if maps is not None:
+            return cv2.remap(source, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    elif warp != "similarity":
+        raise ValueError(f"unknown warp {warp!r}: one of {', '.join(WARPS)}")
     matrix, _ = cv2.estimateAffinePartial2D(np.asarray(source_landmarks, np.float32),
                                             np.asarray(target_landmarks, np.float32))
     if matrix is None:  # degenerate landmarks: fall back to pasting the source as it is
         matrix = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
-    warped = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def cross_blend(target: np.ndarray, target_landmarks: np.ndarray, source: np.ndarray,
+                source_landmarks: np.ndarray, rng: np.random.Generator,
+                region: str = "face", warp: str = "similarity") -> tuple[np.ndarray, np.ndarray]:
+    """(blended uint8 image, blend mask float32 in [0, 1]): ``source``'s face warped onto ``target``'s (by the
+    similarity transform between their landmarks, or ``piecewise`` by their triangles: :data:`WARPS`),
+    colour-matched, blended through a mask of the target's face (or of one of its regions,
+    :data:`training.sbi.REGIONS`).
+
+    Pixels where the mask is 0 are the target's own, so the fake differs from the real crop only inside the blend.
+    """
+    h, w = target.shape[:2]
+    warped = _warp(source, source_landmarks, target_landmarks, (h, w), warp)
     mask = face_mask(target_landmarks, (h, w), rng, region)
     warped = _match_colour(warped, target, mask)
     mask = mask * float(rng.choice(BLEND_RATIOS))
@@ -107,15 +156,17 @@ class BlendSources:
         return np.asarray(self.crops[self.indices[k]]["landmarks"], np.float32)
 
     def fake(self, k: int, images: np.ndarray, rng: np.random.Generator, cross: bool,
-             region_share: float = 0.0) -> np.ndarray:
+             region_share: float = 0.0, warp_share: float = 0.0) -> np.ndarray:
         """A fake of source ``k``'s crop: with ``cross``, a cross-identity blend of a close source of another group;
         without it, or when there is none, a self-blend. ``region_share`` of them blend only the inner or the lower
-        face (:data:`training.sbi.REGIONS`, either alike), the rest the whole face."""
+        face (:data:`training.sbi.REGIONS`, either alike), the rest the whole face; ``warp_share`` of the
+        cross-identity blends take the target's face shape (the ``piecewise`` warp), the rest keep their own."""
         other = choose_source(k, self.shapes, self.groups, rng) if cross else None
         target = images[self.indices[k]]
         # no draw at share 0, so such fakes are the whole-face recipe's, number for number
         region = str(rng.choice(PART_REGIONS)) if region_share > 0 and rng.random() < region_share else "face"
         if other is None:
             return self_blend(target, self._landmarks(k), rng, region)[0]
+        warp = "piecewise" if warp_share > 0 and rng.random() < warp_share else "similarity"
         return cross_blend(target, self._landmarks(k), images[self.indices[other]], self._landmarks(other), rng,
-                           region)[0]
+                           region, warp)[0]

@@ -99,10 +99,11 @@ class Sampler:
         self.crops = crops
 
     def pairs(self, n: int, rng: np.random.Generator, sbi_share: float, paired_share: float,
-              images: np.ndarray, cross_share: float = 0.0,
-              region_share: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """``n`` (real, fake) pairs: synthetic ones (``sbi_share``; of those, ``cross_share`` cross-identity blends
-        and the rest self-blends, ``region_share`` of them confined to the inner or lower face), same-footage pool
+              images: np.ndarray, cross_share: float = 0.0, region_share: float = 0.0,
+              warp_share: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """``n`` (real, fake) pairs: synthetic ones (``sbi_share``; of those, ``cross_share`` cross-identity blends,
+        ``warp_share`` of these in the target's face shape, and the rest self-blends, ``region_share`` of them
+        confined to the inner or lower face), same-footage pool
         pairs (``paired_share``) and other pool fakes against pool reals (and those of ``other_fakes_reals``)."""
         reals, fakes = [], []
         for _ in range(n):
@@ -111,7 +112,7 @@ class Sampler:
                 k = int(rng.integers(len(self.sbi_reals)))
                 # no draw at share 0, so such batches are the self-blend-only recipe's, number for number
                 cross = cross_share > 0 and rng.random() < cross_share
-                fake = self.blends.fake(k, images, rng, cross, region_share)
+                fake = self.blends.fake(k, images, rng, cross, region_share, warp_share)
                 real = images[self.sbi_reals[k]]
             elif u < sbi_share + paired_share and self.paired:
                 group = self.paired[rng.integers(len(self.paired))]
@@ -193,7 +194,7 @@ def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, index])
     half = s["batch_size"] // 2
     reals, fakes = _sampler(key).pairs(half, rng, s["sbi_share"], s["paired_share"], _STATE["images"],
-                                       s["cross_share"], s["region_share"])
+                                       s["cross_share"], s["region_share"], s["warp_share"])
     images = np.stack([_light_augment(x, rng) for x in reals + fakes])
     images = codec.damage_batch(images, rng, use_h264=s["h264"])
     labels = np.concatenate([np.zeros(half, np.float32), np.ones(half, np.float32)])
@@ -279,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--region-share", type=share, default=0.0,
                    help="share of the synthetic fakes blended only in the inner or the lower face (lip-sync and "
                         "reenactment redraw a part of the face, not all of it); 0 blends the whole face")
+    p.add_argument("--warp-share", type=share, default=0.0,
+                   help="share of the cross-identity blends warped piecewise by landmarks into the target's face "
+                        "shape, as a face swap tool draws it; the rest keep the source's shape (one similarity "
+                        "transform)")
     p.add_argument("--other-fakes-reals", default="",
                    help="comma-separated real datasets of the pack (meta.json's dataset names, e.g. videos) whose "
                         "crops also stand against the pool's other fakes, beside the pool's reals: real footage "
@@ -304,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"batch_size": args.batch_size, "sbi_share": args.sbi_share, "paired_share": args.paired_share,
                 "cross_share": args.cross_share, "region_share": args.region_share,
+                "warp_share": args.warp_share,
                 "other_fakes_reals": tuple(d for d in args.other_fakes_reals.split(",") if d),
                 "h264": codec.ffmpeg_available()}
     # fork the batch workers before Keras and its backend start threads
