@@ -136,6 +136,33 @@ def test_freeze_until_freezes_that_layer_and_everything_before_it() -> None:
         recipe.freeze_until(model, "block_99")
 
 
+def test_weights_writer_saves_the_trained_weights_without_the_optimizers_state(tmp_path: Path) -> None:
+    """A compiled, trained model's weights go to the file (they load back equal) and its optimizer's slots do not;
+    a model that is not the one reloaded from ``init`` is refused."""
+    import h5py
+    import keras
+
+    def small(width: int) -> keras.Model:
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(width, name="hidden")(inputs)))
+
+    init = tmp_path / "init.keras"
+    small(8).save(init)
+    model = keras.models.load_model(init, compile=False)
+    writer = recipe.WeightsWriter(init, model)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((8, 4)), np.ones((8, 1)), epochs=1, verbose=0)
+    writer.save(tmp_path / "w.weights.h5")
+    with h5py.File(tmp_path / "w.weights.h5", "r") as saved:
+        assert "optimizer" not in saved
+    reloaded = keras.models.load_model(init, compile=False)
+    assert not all(np.allclose(a, b) for a, b in zip(reloaded.get_weights(), model.get_weights()))  # it trained
+    reloaded.load_weights(tmp_path / "w.weights.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(reloaded.get_weights(), model.get_weights()))
+    with pytest.raises(ValueError, match="differ"):
+        recipe.WeightsWriter(init, small(3))
+
+
 def test_bad_init_weights_or_pool_settings_are_one_line_errors(pack: Path, tmp_path: Path, capsys) -> None:
     from detector.classifier import DeepfakeClassifier
 
@@ -159,6 +186,7 @@ def test_bad_init_weights_or_pool_settings_are_one_line_errors(pack: Path, tmp_p
 def test_recipe_runs_with_weight_mixes_and_a_frozen_backbone_and_exports_a_mix(pack: Path, tmp_path: Path) -> None:
     """The whole chain on the tiny pack, as a GPU run would go: folds scored as trained and mixed back, the report
     of a mix, and its export, whose weights are that mix of the initial and trained ones."""
+    import h5py
     import keras
 
     from detector.classifier import DeepfakeClassifier
@@ -178,6 +206,9 @@ def test_recipe_runs_with_weight_mixes_and_a_frozen_backbone_and_exports_a_mix(p
         assert set(fold["mix"]) == {"0.0", "0.5"}
         assert set(fold["mix"]["0.5"]["scores"]) == set(fold["scores"])
         assert (run / fold["weights"]).is_file() and set(fold["test_items"]) >= set(fold["scores"])
+    for saved in [run / "final.weights.h5", *(run / f["weights"] for f in log["folds"])]:
+        with h5py.File(saved, "r") as weights:
+            assert "optimizer" not in weights and "layers" in weights  # the model's weights only
     # the statistics head judged fold by fold on the backbones these folds trained
     assert stats_head.main(["--pack", str(pack), "--init", str(init), "--out", str(tmp_path / "heads"),
                             "--fold-run", str(run), "--keep-top"]) == 0

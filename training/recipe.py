@@ -140,6 +140,28 @@ def mix_weights(initial: list[np.ndarray], trained: list[np.ndarray], alpha: flo
     return mixed
 
 
+class WeightsWriter:
+    """Saves a training model's weights without its optimizer's state.
+
+    Keras writes a compiled model's optimizer slots into ``save_weights``' file too (for MobileNetV2 with blocks 10-16
+    training under AdamW: 16 MB of a 26 MB file). Nothing here resumes an optimizer from a file, and a GPU run's
+    fold and final weights must fit what the remote machine hands back, so the weights go through an uncompiled
+    twin of the same model (the same variables, by path) and only they are written (about 9 MB)."""
+
+    def __init__(self, init: Path, model):
+        import keras
+
+        self.twin = keras.models.load_model(init, compile=False)
+        mine, theirs = [w.path for w in self.twin.weights], [w.path for w in model.weights]
+        if mine != theirs:
+            raise ValueError(f"{init}: the reloaded model's weights differ from the training model's")
+        self.model = model
+
+    def save(self, path: Path) -> None:
+        self.twin.set_weights(self.model.get_weights())
+        self.twin.save_weights(path)
+
+
 def freeze_until(model, name: str) -> int:
     """Freeze every layer of ``model`` up to and including the one called ``name`` (in graph order; a frozen
     batch-norm layer also keeps its statistics); returns how many layers froze."""
@@ -346,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             workers.terminate()
             return 2
     initial = [w.copy() for w in model.get_weights()]
+    writer = WeightsWriter(args.init, model)
 
     optimizer = keras.optimizers.AdamW(
         keras.optimizers.schedules.CosineDecay(args.lr * 0.1, 1, alpha=0.05, warmup_target=args.lr, warmup_steps=1),
@@ -410,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             # judged on the method this backbone never saw
             fold_weights = Path(FOLD_WEIGHTS_DIR) / f"{k:02d}_{fold_slug(fold.method)}.weights.h5"
             (args.out / FOLD_WEIGHTS_DIR).mkdir(exist_ok=True)
-            model.save_weights(args.out / fold_weights)
+            writer.save(args.out / fold_weights)
             idx = [i for i, c in enumerate(crops) if c["role"] == "pool" and c["item"] in test_items]
             # robustness: the same held-out crops after H.264 at CRF 35, and after a 2x downscale (about what a
             # 720p source re-encoded at 360p loses), both on top of whatever the source already had
@@ -451,10 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                     "eval_video_auc": eval_auc(), "seconds": round(time.time() - started)}
     if mixes:
         log["final"]["mix_eval_video_auc"] = at_mixes(eval_auc)
-    # weights only (about 9 MB): a compiled .keras also stores the optimizer's state and grows past what a
-    # remote machine's output limit takes back; --init-weights (here, training.stats_head) and training.export
-    # --weights load them into --init's model
-    model.save_weights(args.out / "final.weights.h5")
+    # weights only (WeightsWriter): a .keras of the compiled model would store the optimizer's state too;
+    # --init-weights (here, training.stats_head) and training.export --weights load them into --init's model
+    writer.save(args.out / "final.weights.h5")
     (args.out / "recipe_log.json").write_text(json.dumps(log, indent=1))
     print(json.dumps(log["final"]), flush=True)
     workers.terminate()
