@@ -75,7 +75,8 @@ def piecewise_map(source_landmarks: np.ndarray, target_landmarks: np.ndarray,
     """For every pixel of a ``shape`` (h, w) target, where to read the source (``cv2.remap``'s x and y maps):
     linear inside each triangle of the target's landmarks (Delaunay), so each landmark reads its source twin, and
     the similarity transform between the two sets beyond them (anchored by points on the image border). None when
-    the landmarks are degenerate."""
+    no similarity transform links the two sets or the target's points cannot be triangulated (degenerate
+    landmarks)."""
     src = np.asarray(source_landmarks, np.float64)
     dst = np.asarray(target_landmarks, np.float64)
     h, w = shape

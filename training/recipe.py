@@ -103,8 +103,8 @@ class Sampler:
               warp_share: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """``n`` (real, fake) pairs: synthetic ones (``sbi_share``; of those, ``cross_share`` cross-identity blends,
         ``warp_share`` of these in the target's face shape, and the rest self-blends, ``region_share`` of them
-        confined to the inner or lower face), same-footage pool
-        pairs (``paired_share``) and other pool fakes against pool reals (and those of ``other_fakes_reals``)."""
+        confined to the inner or lower face), same-footage pool pairs (``paired_share``) and other pool fakes
+        against pool reals (and those of ``other_fakes_reals``)."""
         reals, fakes = [], []
         for _ in range(n):
             u = rng.random()
