@@ -23,10 +23,10 @@ from .pipeline import ScanResult
 from .scoring import ModelCard
 
 SCHEMA_VERSION = 1
-SUMMARY_FIELDS = ("input", "name", "verdict", "fake_probability", "threshold", "faces", "frames_sampled",
-                  "duration_s", "resolution", "seconds", "provisional", "error", "content_credentials",
-                  "credentials_source", "credentials_validation", "credentials_signer", "provenance",
-                  "metadata_ai_markers")
+SUMMARY_FIELDS = ("input", "name", "verdict", "fake_probability", "threshold", "false_positive_rate_at_score", "faces",
+                  "frames_sampled", "duration_s", "resolution", "seconds", "provisional", "error",
+                  "content_credentials", "credentials_source", "credentials_validation", "credentials_signer",
+                  "provenance", "metadata_ai_markers")
 
 
 def _r(value: float | None, digits: int = 4) -> float | None:
@@ -60,6 +60,9 @@ def result_to_dict(result: ScanResult, card: ModelCard, model_source: str = "") 
         "verdict": result.verdict,
         "fake_probability": _r(result.score),
         "threshold": _r(result.threshold),
+        # how rare the score is among real footage: the share of the card's reference real videos scoring as high
+        "false_positive_rate_at_score": _r(card.false_positive_rate(result.score)),
+        "reference_real_videos": len(card.reference_real_scores),
         "provisional": not card.trained,
         "model": {"name": card.name, "version": card.version, "backbone": card.backbone, "trained": card.trained,
                   "threshold_source": card.threshold_source, "source": model_source},
@@ -177,6 +180,10 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
         parts.append(f"<p>Fake probability <b>{score:.3f}</b> (threshold {doc['threshold']:.3f}; the video's score "
                      "is its most suspicious counted face track's score; faces seen in too few frames do "
                      "not count).</p>")
+        if doc.get("false_positive_rate_at_score") is not None:
+            parts.append(f"<p>Of the {doc['reference_real_videos']} real videos the threshold was chosen on (each "
+                         "scored by a model that never trained on it), "
+                         f"<b>{doc['false_positive_rate_at_score']:.0%}</b> score this high or higher.</p>")
     if doc.get("provenance"):
         parts.append(provenance_html(doc["provenance"]))
     if doc["error"]:
@@ -290,6 +297,8 @@ def summary_row(doc: dict) -> dict:
     return {
         "input": doc["input"], "name": doc["name"], "verdict": doc["verdict"],
         "fake_probability": doc["fake_probability"], "threshold": doc["threshold"],
+        # absent from the result.json of a scan made before the card kept its reference reals (a resumed run)
+        "false_positive_rate_at_score": doc.get("false_positive_rate_at_score"),
         "faces": len(doc["tracks"]), "frames_sampled": doc["frames_sampled"],
         "duration_s": info.get("duration"),
         "resolution": f"{info['width']}x{info['height']}" if info else None,

@@ -45,6 +45,19 @@ class ModelCard:
                         "until a trained model is exported to saved_model/.")
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    #: The video scores of the real videos the threshold was chosen on, each scored by a model that never trained on
+    #: it (the leave-one-method-out folds), lowest first; empty when the model came without them.
+    reference_real_scores: list[float] = field(default_factory=list)
+
+    def false_positive_rate(self, score: float | None) -> float | None:
+        """The share of :attr:`reference_real_scores` at or above ``score``: the false-positive rate a threshold at
+        this score would have had on those real videos. A raw probability says little by itself (a threshold
+        chosen at 5 % false positives can sit far above most real videos' scores); this says how rare the score is
+        among real footage. None without a score or without reference scores."""
+        if score is None or not self.reference_real_scores:
+            return None
+        reals = np.asarray(self.reference_real_scores, np.float64)
+        return float(np.mean(reals >= score))
 
     def to_dict(self) -> dict:
         return asdict(self)

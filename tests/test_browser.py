@@ -76,6 +76,8 @@ def test_upload_through_the_page_shows_the_verdict_and_heatmaps(base_url: str, b
     verdict = page.locator("#verdict")
     expect(verdict).to_have_text(re.compile(r"^(real|fake)$", re.I), timeout=SCAN_TIMEOUT_MS)
     expect(page.locator("#probability")).to_contain_text("Fake probability")
+    # the shipped card's reference reals: how rare the score is among them
+    expect(page.locator("#probability")).to_contain_text(re.compile(r"\d+% of the \d+ real videos the threshold"))
     expect(page.locator("#credentials-summary")).to_contain_text("No content credentials")
     heatmap = page.locator("img.heatmap").first
     expect(heatmap).to_be_visible()

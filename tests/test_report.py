@@ -85,6 +85,19 @@ def test_result_json_schema(written: tuple[dict, Path]) -> None:
     assert list(frame["landmarks"]) == list(KEYPOINT_NAMES) and frame["landmarks"]["nose"] == [450.0, 100.0]
     assert [g["frame_index"] for g in doc["gradcam"]] == [12, 37]
     assert doc["error"] is None
+    # the untrained card has no reference reals: no rate, rather than a made-up one
+    assert doc["false_positive_rate_at_score"] is None and doc["reference_real_videos"] == 0
+
+
+def test_score_is_placed_among_the_cards_reference_reals(tmp_path: Path) -> None:
+    """With reference reals in the card, result.json, the summary row and the page say how many of them score as
+    high as the video (0.85 here: 2 of 8)."""
+    card = ModelCard(trained=True, reference_real_scores=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.85, 0.9])
+    doc = write_result(make_result(), tmp_path, card, "a card with reference reals")
+    assert doc["false_positive_rate_at_score"] == 0.25 and doc["reference_real_videos"] == 8
+    assert summary_row(doc)["false_positive_rate_at_score"] == 0.25
+    page = (tmp_path / "clip.mp4" / "report.html").read_text()
+    assert "Of the 8 real videos the threshold was chosen on" in page and "<b>25%</b>" in page
 
 
 def test_pngs_are_written(written: tuple[dict, Path]) -> None:

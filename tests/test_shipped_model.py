@@ -40,6 +40,9 @@ def test_card_records_training_and_measured_metrics(card: dict) -> None:
     low, high = video["roc_auc_ci"]
     assert low <= video["roc_auc"] <= high and video["items"] > 0
     assert card["metrics"]["model"] == "saved_model/deepfake/model.keras"  # not the building machine's path
+    # the reals the threshold was chosen on: at 5 % false positives of them lies the card's threshold
+    reals = np.sort(card["reference_real_scores"])[::-1]
+    assert len(reals) >= 20 and reals[int(0.05 * len(reals))] == pytest.approx(card["threshold"], abs=1e-4)
 
 
 def test_signatures_and_keras_copy_agree(card: dict) -> None:

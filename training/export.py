@@ -34,6 +34,11 @@ def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: s
         "landmarks", "train_crops", "train_groups", "images_seen", "seconds", "data", "command", "best", "machine",
         "images_seen_this_run", "backend", "h264_augmentation", "leave_one_method_out", "curve", "weight_mix",
         "stats_head") if k in run_summary}
+    # the reals the threshold was chosen on live in the card once, as its reference_real_scores
+    lomo = dict(training.get("leave_one_method_out") or {})
+    reference = lomo.pop("out_of_fold_real_scores", [])
+    if lomo:
+        training["leave_one_method_out"] = lomo
     if run_summary.get("mode") == "stats_head":
         head = run_summary["stats_head"]
         copies = head["augment"]
@@ -69,7 +74,7 @@ def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: s
         image_size=int(run_summary.get("image_size", config.IMAGE_SIZE)), trained=True,
         threshold=round(float(run_summary["threshold"]), 4), threshold_source=run_summary["threshold_source"],
         created=_dt.date.today().isoformat(), description=description, training=training,
-        metrics=evaluation or {})
+        metrics=evaluation or {}, reference_real_scores=list(reference))
 
 
 def main(argv: list[str] | None = None) -> int:

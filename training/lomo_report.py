@@ -80,6 +80,8 @@ def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
         auc = out[key]["pooled"]["roc_auc"]
         out[key]["auc_drop"] = None if base is None or auc is None else round(base - auc, 4)
     out["threshold_at_5pct_fpr"] = round(threshold_at_fpr(np.array([v["score"] for v in reals]), TARGET_FPR), 4)
+    # the reals the threshold was chosen on, for the card: a scan reports how many of them score as high as it
+    out["out_of_fold_real_scores"] = sorted(round(float(v["score"]), 4) for v in reals)
     return out
 
 

@@ -144,7 +144,11 @@ function renderResult(scan, doc) {
   $("probability").textContent = doc.fake_probability === null
     ? `No score (threshold ${fmtProb(doc.threshold)}).`
     : `Fake probability ${fmtProb(doc.fake_probability)} (threshold ${fmtProb(doc.threshold)}; the score is the ` +
-      "most suspicious face's).";
+      "most suspicious face's)." +
+      // how rare the score is among the real videos the threshold was chosen on (absent without reference reals)
+      (doc.false_positive_rate_at_score == null ? "" :
+        ` ${Math.round(doc.false_positive_rate_at_score * 100)}% of the ${doc.reference_real_videos} real videos ` +
+        "the threshold was chosen on score this high or higher.");
 
   renderCredentials(doc.provenance);
 
