@@ -6,13 +6,25 @@ import numpy as np
 import pytest
 
 from training.lomo_report import (lomo_figures, markdown, mix_markdown, mix_table, mixed, recipe_command,
-                                  threshold_at_fpr, tpr_at_fpr)
+                                  round_up, threshold_at_fpr, tpr_at_fpr)
 
 
 def test_threshold_at_fpr_calls_at_most_that_share_of_reals_fake() -> None:
     reals = np.linspace(0, 1, 101)  # 101 reals
     t = threshold_at_fpr(reals, 0.05)
     assert np.mean(reals >= t) <= 0.05 and np.mean(reals >= t) > 0.03
+
+
+def test_the_rounded_threshold_still_calls_at_most_five_percent_of_reals_fake() -> None:
+    """The card keeps 4 decimals: rounded to nearest, the threshold just above the allowed real's score could fall
+    below it (0.85964 -> 0.8596); rounded up it cannot."""
+    reals = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85964, 0.9, 0.95, 0.97] + [0.05] * 64)  # 75 reals
+    scores = {f"r{i}": {"label": 0, "score": float(v), "crf35": 0.5, "half_res": 0.5} for i, v in enumerate(reals)}
+    scores["f"] = {"label": 1, "score": 0.99, "crf35": 0.5, "half_res": 0.5}
+    threshold = lomo_figures({"folds": [{"method": "m", "scores": scores}]}, n_bootstrap=0)["threshold_at_5pct_fpr"]
+    assert threshold == 0.8597 and np.mean(reals >= threshold) <= 0.05
+    assert round(threshold_at_fpr(reals, 0.05), 4) == 0.8596 and np.mean(reals >= 0.8596) > 0.05  # the old rounding
+    assert round_up(0.85) == 0.85 and round_up(0.85000001) == 0.8501
 
 
 def test_tpr_at_fpr() -> None:

@@ -40,9 +40,10 @@ def test_card_records_training_and_measured_metrics(card: dict) -> None:
     low, high = video["roc_auc_ci"]
     assert low <= video["roc_auc"] <= high and video["items"] > 0
     assert card["metrics"]["model"] == "saved_model/deepfake/model.keras"  # not the building machine's path
-    # the reals the threshold was chosen on: at 5 % false positives of them lies the card's threshold
-    reals = np.sort(card["reference_real_scores"])[::-1]
-    assert len(reals) >= 20 and reals[int(0.05 * len(reals))] == pytest.approx(card["threshold"], abs=1e-4)
+    # the reals the threshold was chosen on: it calls at most 5 % of them fake, and a hair lower it would call more
+    reals = np.asarray(card["reference_real_scores"])
+    assert len(reals) >= 20
+    assert np.mean(reals >= card["threshold"]) <= 0.05 < np.mean(reals >= card["threshold"] - 1e-3)
 
 
 def test_signatures_and_keras_copy_agree(card: dict) -> None:

@@ -50,6 +50,13 @@ def threshold_at_fpr(real_scores: np.ndarray, fpr_target: float) -> float:
     return float(np.nextafter(ordered[allowed], np.inf)) if allowed < len(ordered) else float(ordered[-1])
 
 
+def round_up(threshold: float, digits: int = 4) -> float:
+    """``threshold`` rounded up to ``digits`` decimals, as the card keeps it: rounded to nearest, a threshold just
+    above a real's score can land just below it, and that real would be called fake after all."""
+    scale = 10 ** digits
+    return float(np.ceil(round(threshold * scale, 6)) / scale)
+
+
 def block(y: np.ndarray, s: np.ndarray, n_bootstrap: int = 2000) -> dict:
     auc = _auc(y, s)
     ci = bootstrap_ci(y, s, _auc, n=n_bootstrap) if auc is not None and n_bootstrap else None
@@ -79,7 +86,7 @@ def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
     for key in ("h264_crf35", "half_resolution"):
         auc = out[key]["pooled"]["roc_auc"]
         out[key]["auc_drop"] = None if base is None or auc is None else round(base - auc, 4)
-    out["threshold_at_5pct_fpr"] = round(threshold_at_fpr(np.array([v["score"] for v in reals]), TARGET_FPR), 4)
+    out["threshold_at_5pct_fpr"] = round_up(threshold_at_fpr(np.array([v["score"] for v in reals]), TARGET_FPR))
     # the reals the threshold was chosen on, for the card: a scan reports how many of them score as high as it
     out["out_of_fold_real_scores"] = sorted(round(float(v["score"]), 4) for v in reals)
     return out
