@@ -331,8 +331,10 @@ def _credentials_cell(row: dict) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """A plain-text table for the terminal."""
-    headers = ("name", "verdict", "fake_prob", "faces", "credentials", "note")
+    # reals_as_high: the share of the card's reference reals scoring at least as high (false_positive_rate_at_score)
+    headers = ("name", "verdict", "fake_prob", "reals_as_high", "faces", "credentials", "note")
     lines = [[r["name"], r["verdict"], "" if r["fake_probability"] is None else f"{r['fake_probability']:.3f}",
+              "" if r.get("false_positive_rate_at_score") is None else f"{r['false_positive_rate_at_score']:.0%}",
               str(r["faces"]), _credentials_cell(r), (r["error"] or "")[:70]] for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)

@@ -161,13 +161,13 @@ def test_summary_csv_has_one_row_per_input(tmp_path: Path) -> None:
 
 
 def test_table_lists_every_input() -> None:
-    card = ModelCard()
+    card = ModelCard(reference_real_scores=[0.1, 0.5, 0.9, 0.95])
     long_error = error_result("x" * 200 + ".mp4")
     rows = [summary_row(result_to_dict(make_result(), card)), summary_row(result_to_dict(long_error, card))]
     lines = format_table(rows).splitlines()
-    assert lines[0].split() == ["name", "verdict", "fake_prob", "faces", "credentials", "note"]
+    assert lines[0].split() == ["name", "verdict", "fake_prob", "reals_as_high", "faces", "credentials", "note"]
     assert set(lines[1].replace(" ", "")) == {"-"}
-    assert lines[2].split()[:4] == ["clip.mp4", "fake", "0.850", "2"]
-    assert lines[3].split()[1:3] == ["error", "0"]  # no probability for a failed input
+    assert lines[2].split()[:5] == ["clip.mp4", "fake", "0.850", "50%", "2"]  # 0.9 and 0.95 of the four reals
+    assert lines[3].split()[1:3] == ["error", "0"]  # no probability, no rate for a failed input
     assert len(lines[3][lines[0].index("note"):].strip()) == 70  # long messages are cut
     assert len(format_table([]).splitlines()) == 2
