@@ -356,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         model = keras.models.load_model(args.init, compile=False)
         if args.init_weights:
             model.load_weights(args.init_weights)
+        writer = WeightsWriter(args.init, model)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         workers.terminate()
@@ -368,7 +369,6 @@ def main(argv: list[str] | None = None) -> int:
             workers.terminate()
             return 2
     initial = [w.copy() for w in model.get_weights()]
-    writer = WeightsWriter(args.init, model)
 
     optimizer = keras.optimizers.AdamW(
         keras.optimizers.schedules.CosineDecay(args.lr * 0.1, 1, alpha=0.05, warmup_target=args.lr, warmup_steps=1),
