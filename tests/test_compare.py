@@ -1,0 +1,88 @@
+"""Two runs compared on the same out-of-fold videos: the paired AUC difference and its interval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.compare import compare, load_run, main, paired_difference
+
+
+def _write_run(folder: Path, log_name: str, fake_shift: float, swap_only: bool = False, seed: int = 0,
+               extra_item: bool = False) -> Path:
+    """A fold log of two methods (each fold: 12 reals, 10 fakes), the fakes' scores raised by ``fake_shift``
+    (only the swap method's with ``swap_only``); the same random draws for every run of one ``seed``."""
+    rng = np.random.default_rng(seed)
+    folds = []
+    for method in ("swap", "talk"):
+        scores = {}
+        for i in range(12):
+            s = float(rng.uniform(0, 0.7))
+            scores[f"{method}_real{i}"] = {"label": 0, "score": s, "crf35": s, "half_res": s}
+        for i in range(10):
+            s = float(rng.uniform(0.2, 0.9))
+            if method == "swap" or not swap_only:
+                s = min(1.0, s + fake_shift)
+            scores[f"{method}_fake{i}"] = {"label": 1, "score": s, "crf35": s, "half_res": s}
+        folds.append({"method": method, "scores": scores})
+    if extra_item:
+        folds[0]["scores"]["swap_fake_extra"] = {"label": 1, "score": 0.5, "crf35": 0.5, "half_res": 0.5}
+    folder.mkdir(parents=True)
+    (folder / log_name).write_text(json.dumps({"settings": {}, "folds": folds}))
+    return folder
+
+
+def test_a_run_against_itself_differs_by_nothing(tmp_path: Path) -> None:
+    run = load_run(_write_run(tmp_path / "a", "stats_log.json", 0.0))
+    result = compare(run, run, n_bootstrap=200)
+    pooled = result["as_is"]["pooled"]
+    assert pooled["difference"] == 0 and pooled["ci95"] == [0, 0]
+    assert result["videos"] == 44 and result["fakes"] == 20 and result["reals"] == 24
+
+
+def test_a_real_gain_on_one_method_shows_there_and_in_the_pooled_interval(tmp_path: Path) -> None:
+    """Raising one method's fakes (same videos, same other scores) lifts that method and the pool, and the paired
+    interval, far narrower than either AUC's own, excludes zero; the untouched method differs by nothing."""
+    a = load_run(_write_run(tmp_path / "a", "recipe_log.json", 0.0))
+    b = load_run(_write_run(tmp_path / "b", "stats_log.json", 0.3, swap_only=True))
+    result = compare(a, b, n_bootstrap=400)
+    pooled, per = result["as_is"]["pooled"], result["as_is"]["per_method"]
+    assert pooled["difference"] > 0.05 and pooled["ci95"][0] > 0
+    assert pooled["ci90"][0] >= pooled["ci95"][0] and pooled["ci90"][1] <= pooled["ci95"][1]
+    assert per["swap"]["difference"] > 0.1 and per["swap"]["ci95"][0] > 0
+    assert per["talk"]["difference"] == 0
+    assert result["h264_crf35"]["pooled"]["difference"] == pooled["difference"]  # the views are compared too
+
+
+def test_paired_difference_interval_contains_the_point_estimate() -> None:
+    rng = np.random.default_rng(1)
+    y = np.array([0] * 30 + [1] * 20)
+    a = rng.uniform(size=50) + 0.3 * y
+    b = a + rng.normal(0, 0.1, size=50)
+    d = paired_difference(y, a, b, n_bootstrap=300)
+    assert d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+    with pytest.raises(ValueError, match="both classes"):
+        paired_difference(np.zeros(5, int), a[:5], b[:5])
+
+
+def test_runs_on_other_videos_are_refused_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a = _write_run(tmp_path / "a", "stats_log.json", 0.0)
+    b = _write_run(tmp_path / "b", "stats_log.json", 0.0, extra_item=True)
+    assert main([str(a), str(b), "--bootstrap", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the runs scored different videos") and err.count("\n") == 1
+    assert main([str(a), str(tmp_path / "missing")]) == 2
+    assert "no recipe_log.json or stats_log.json" in capsys.readouterr().err
+
+
+def test_main_prints_the_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a = _write_run(tmp_path / "a", "stats_log.json", 0.0)
+    b = _write_run(tmp_path / "b", "stats_log.json", 0.2)
+    assert main([str(a), str(b), "--bootstrap", "50", "--json", str(tmp_path / "d.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| **all methods, pooled** |" in out and "| swap |" in out and "h264_crf35" in out
+    saved = json.loads((tmp_path / "d.json").read_text())
+    assert saved["as_is"]["pooled"]["difference"] > 0
