@@ -1,6 +1,7 @@
 """Cross-identity blends: the source face is aligned onto the target by their landmarks and colour-matched, only the
 masked region changes, sources are chosen by landmark shape, blends confined to a face region stay in it, the
-piecewise warp gives the source the target's face shape, and training.synthetic_probe runs on a tiny pack."""
+piecewise warp gives the source the target's face shape, expression blends take another frame of the same track,
+and training.synthetic_probe runs on a tiny pack."""
 
 from __future__ import annotations
 
@@ -190,6 +191,39 @@ def test_warp_share_zero_draws_nothing_and_one_warps_every_cross_blend(face: np.
         shaped = cross_blend(face, dense, tinted, other, rng, "face", "piecewise")[0]
         warped = blends.fake(0, images, np.random.default_rng(seed), True, 0.0, 1.0)
         assert warped.tobytes() == shaped.tobytes() and warped.tobytes() != before.tobytes()
+
+
+def test_expression_share_takes_the_source_from_the_same_face_track(face: np.ndarray) -> None:
+    """At share 1 a crop with other frames of its own track is blended with one of them (never with the other
+    person's face); a crop alone in its track falls back to another group's face; share 0 is the default's draw."""
+    dense = dense_face_landmarks()
+    other = _other_shape(dense)
+    frames = [np.clip(face.astype(int) + tint, 0, 255).astype(np.uint8) for tint in ([0, 0, 0], [30, 0, 0],
+                                                                                   [0, 30, 0], [0, 0, 40])]
+    crops = [{"landmarks": dense.tolist(), "group": "a", "role": "real", "item": "clip", "track": 0},
+             {"landmarks": other.tolist(), "group": "a", "role": "real", "item": "clip", "track": 0},
+             {"landmarks": dense.tolist(), "group": "a", "role": "real", "item": "clip", "track": 0},
+             {"landmarks": other.tolist(), "group": "b", "role": "real", "item": "still", "track": 0}]
+    blends, images = BlendSources(crops, [0, 1, 2, 3]), np.stack(frames)
+    assert blends.track_mates == [[1, 2], [0, 2], [0, 1], []]
+    landmarks = [dense, other, dense, other]
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        rng.random()  # the expression draw
+        mate = [1, 2][int(rng.integers(2))]
+        expected = cross_blend(frames[0], dense, frames[mate], landmarks[mate], rng)[0]
+        got = blends.fake(0, images, np.random.default_rng(seed), True, expression_share=1.0)
+        assert got.tobytes() == expected.tobytes()
+        # the still has no other frame: another group's face, drawn as without the option
+        rng = np.random.default_rng(seed)
+        rng.random()
+        source = choose_source(3, blends.shapes, blends.groups, rng)
+        assert source in (0, 1, 2)
+        expected = cross_blend(frames[3], other, frames[source], landmarks[source], rng)[0]
+        assert blends.fake(3, images, np.random.default_rng(seed), True, expression_share=1.0).tobytes() == \
+            expected.tobytes()
+        assert blends.fake(0, images, np.random.default_rng(seed), True, expression_share=0.0).tobytes() == \
+            blends.fake(0, images, np.random.default_rng(seed), True).tobytes()
 
 
 @pytest.mark.slow

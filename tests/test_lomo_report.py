@@ -109,6 +109,7 @@ def test_recipe_command_writes_what_the_run_was_given() -> None:
     assert "--init-weights" not in command and "--workers" not in command
     assert "--region-share" not in command  # a log from before the option: its runs blended whole faces
     assert "--warp-share" not in command
+    assert "--expression-share" not in command
     settings.update(init_weights="runs/a/final.weights.h5", final_without_pool="False", freeze_until="None")
     command = recipe_command(settings)
     assert "--init-weights runs/a/final.weights.h5" in command
@@ -116,6 +117,8 @@ def test_recipe_command_writes_what_the_run_was_given() -> None:
     settings.update(region_share="0.5")
     assert "--cross-share 1.0 --region-share 0.5" in recipe_command(settings)
     assert "--region-share 0.5 --warp-share 0.5" in recipe_command({**settings, "warp_share": "0.5"})
+    assert "--warp-share 0.5 --expression-share 0.5" in recipe_command({**settings, "warp_share": "0.5",
+                                                                          "expression_share": "0.5"})
     assert "--other-fakes-reals" not in recipe_command({**settings, "other_fakes_reals": ""})
     assert "--other-fakes-reals videos --freeze-until" in recipe_command({**settings, "other_fakes_reals": "videos",
                                                                           "freeze_until": "b"})

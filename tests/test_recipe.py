@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def worker(pack: Path):
     recipe._init_worker(str(pack), {"batch_size": 16, "sbi_share": 0.4, "paired_share": 0.3, "cross_share": 0.5,
-                                    "region_share": 0.0, "warp_share": 0.5, "h264": False})
+                                    "region_share": 0.0, "warp_share": 0.5, "expression_share": 0.5,
+                                    "h264": False})
     yield recipe._STATE
     recipe._STATE.clear()
 

@@ -6,6 +6,10 @@ and face shape, as a face swap tool would find), aligned to the target by a simi
 inside the face region, and blended through the same kind of jittered, warped, blurred mask. What is left to see is
 what a face swap leaves: a blending boundary, and two faces' texture, lighting and sharpness meeting at it.
 
+A source can also be the same face at another moment: another crop of the same face track (``expression_share``
+of the cross-identity draws, where the track has one). Identity, lighting and camera then match, and what differs
+is expression, gaze and a little pose, as where reenactment or lip-sync redraws a face from other frames' motion.
+
 The similarity transform keeps the source's own face shape, so its eyes and mouth need not meet the target's. A face
 swap tool draws the new face in the target's shape (a 3D fit, or a network that keeps the target's expression). The
 ``piecewise`` warp does the same here: the source is warped triangle by triangle of the two landmark sets, so every
@@ -149,6 +153,12 @@ class BlendSources:
         self.shapes = np.stack([normalised_shape(crops[i]["landmarks"]) for i in self.indices]) \
             if self.indices else np.zeros((0, 0))
         self.groups = [crops[i]["group"] for i in self.indices]
+        tracks: dict[tuple, list[int]] = {}
+        for k, i in enumerate(self.indices):
+            tracks.setdefault((crops[i].get("role"), crops[i].get("item"), crops[i].get("track")), []).append(k)
+        #: for each source, the other sources of its face track (other frames of the same face)
+        self.track_mates = [[m for m in tracks[(crops[i].get("role"), crops[i].get("item"), crops[i].get("track"))]
+                             if m != k] for k, i in enumerate(self.indices)]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -157,12 +167,19 @@ class BlendSources:
         return np.asarray(self.crops[self.indices[k]]["landmarks"], np.float32)
 
     def fake(self, k: int, images: np.ndarray, rng: np.random.Generator, cross: bool,
-             region_share: float = 0.0, warp_share: float = 0.0) -> np.ndarray:
+             region_share: float = 0.0, warp_share: float = 0.0, expression_share: float = 0.0) -> np.ndarray:
         """A fake of source ``k``'s crop: with ``cross``, a cross-identity blend of a close source of another group;
-        without it, or when there is none, a self-blend. ``region_share`` of them blend only the inner or the lower
-        face (:data:`training.sbi.REGIONS`, either alike), the rest the whole face; ``warp_share`` of the
-        cross-identity blends take the target's face shape (the ``piecewise`` warp), the rest keep their own."""
-        other = choose_source(k, self.shapes, self.groups, rng) if cross else None
+        without it, or when there is none, a self-blend. ``expression_share`` of the cross draws take their source
+        from ``k``'s own face track instead (another frame of the same face; a track of one crop falls back to another
+        group). ``region_share`` of them blend only the inner or the lower face (:data:`training.sbi.REGIONS`, either
+        alike), the rest the whole face; ``warp_share`` of the blends take the target's face shape (the
+        ``piecewise`` warp), the rest keep their own."""
+        other = None
+        # no draw at share 0, so such fakes are the recipe's before the option, number for number
+        if cross and expression_share > 0 and rng.random() < expression_share and self.track_mates[k]:
+            other = self.track_mates[k][int(rng.integers(len(self.track_mates[k])))]
+        if other is None and cross:
+            other = choose_source(k, self.shapes, self.groups, rng)
         target = images[self.indices[k]]
         # no draw at share 0, so such fakes are the whole-face recipe's, number for number
         region = str(rng.choice(PART_REGIONS)) if region_share > 0 and rng.random() < region_share else "face"

@@ -159,7 +159,8 @@ def recipe_command(settings: dict) -> str:
     """The training.recipe command line of a run, from its logged settings (values logged as strings; options left at
     None and flags left off are not written)."""
     valued = ("pack", "init", "init_weights", "batch_size", "fold_steps", "final_steps", "lr", "sbi_share",
-              "paired_share", "cross_share", "region_share", "warp_share", "other_fakes_reals", "freeze_until", "seed")
+              "paired_share", "cross_share", "region_share", "warp_share", "expression_share",
+              "other_fakes_reals", "freeze_until", "seed")
     parts = [f"--{k.replace('_', '-')} {settings[k]}" for k in valued if settings.get(k) not in (None, "None", "")]
     if settings.get("final_without_pool") in (True, "True"):
         parts.append("--final-without-pool")

@@ -100,9 +100,11 @@ class Sampler:
 
     def pairs(self, n: int, rng: np.random.Generator, sbi_share: float, paired_share: float,
               images: np.ndarray, cross_share: float = 0.0, region_share: float = 0.0,
-              warp_share: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+              warp_share: float = 0.0, expression_share: float = 0.0
+              ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """``n`` (real, fake) pairs: synthetic ones (``sbi_share``; of those, ``cross_share`` cross-identity blends,
-        ``warp_share`` of these in the target's face shape, and the rest self-blends, ``region_share`` of them
+        ``expression_share`` of these from another frame of the target's own face track, ``warp_share`` in the
+        target's face shape, and the rest self-blends, ``region_share`` of them
         confined to the inner or lower face), same-footage pool pairs (``paired_share``) and other pool fakes
         against pool reals (and those of ``other_fakes_reals``)."""
         reals, fakes = [], []
@@ -112,7 +114,7 @@ class Sampler:
                 k = int(rng.integers(len(self.sbi_reals)))
                 # no draw at share 0, so such batches are the self-blend-only recipe's, number for number
                 cross = cross_share > 0 and rng.random() < cross_share
-                fake = self.blends.fake(k, images, rng, cross, region_share, warp_share)
+                fake = self.blends.fake(k, images, rng, cross, region_share, warp_share, expression_share)
                 real = images[self.sbi_reals[k]]
             elif u < sbi_share + paired_share and self.paired:
                 group = self.paired[rng.integers(len(self.paired))]
@@ -216,7 +218,8 @@ def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, index])
     half = s["batch_size"] // 2
     reals, fakes = _sampler(key).pairs(half, rng, s["sbi_share"], s["paired_share"], _STATE["images"],
-                                       s["cross_share"], s["region_share"], s["warp_share"])
+                                       s["cross_share"], s["region_share"], s["warp_share"],
+                                       s.get("expression_share", 0.0))
     images = np.stack([_light_augment(x, rng) for x in reals + fakes])
     images = codec.damage_batch(images, rng, use_h264=s["h264"])
     labels = np.concatenate([np.zeros(half, np.float32), np.ones(half, np.float32)])
@@ -306,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of the cross-identity blends warped piecewise by landmarks into the target's face "
                         "shape, as a face swap tool draws it; the rest keep the source's shape (one similarity "
                         "transform)")
+    p.add_argument("--expression-share", type=share, default=0.0,
+                   help="share of the cross-identity draws whose source is another frame of the target's own face "
+                        "track (same person, light and camera; another expression and gaze, as reenactment and "
+                        "lip-sync leave); a still without one falls back to another person")
     p.add_argument("--other-fakes-reals", default="",
                    help="comma-separated real datasets of the pack (meta.json's dataset names, e.g. videos) whose "
                         "crops also stand against the pool's other fakes, beside the pool's reals: real footage "
@@ -331,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"batch_size": args.batch_size, "sbi_share": args.sbi_share, "paired_share": args.paired_share,
                 "cross_share": args.cross_share, "region_share": args.region_share,
-                "warp_share": args.warp_share,
+                "warp_share": args.warp_share, "expression_share": args.expression_share,
                 "other_fakes_reals": tuple(d for d in args.other_fakes_reals.split(",") if d),
                 "h264": codec.ffmpeg_available()}
     # fork the batch workers before Keras and its backend start threads
