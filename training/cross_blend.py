@@ -153,12 +153,12 @@ class BlendSources:
         self.shapes = np.stack([normalised_shape(crops[i]["landmarks"]) for i in self.indices]) \
             if self.indices else np.zeros((0, 0))
         self.groups = [crops[i]["group"] for i in self.indices]
+        keys = [(crops[i].get("role"), crops[i].get("item"), crops[i].get("track")) for i in self.indices]
         tracks: dict[tuple, list[int]] = {}
-        for k, i in enumerate(self.indices):
-            tracks.setdefault((crops[i].get("role"), crops[i].get("item"), crops[i].get("track")), []).append(k)
+        for k, key in enumerate(keys):
+            tracks.setdefault(key, []).append(k)
         #: for each source, the other sources of its face track (other frames of the same face)
-        self.track_mates = [[m for m in tracks[(crops[i].get("role"), crops[i].get("item"), crops[i].get("track"))]
-                             if m != k] for k, i in enumerate(self.indices)]
+        self.track_mates = [[m for m in tracks[key] if m != k] for k, key in enumerate(keys)]
 
     def __len__(self) -> int:
         return len(self.indices)

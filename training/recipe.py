@@ -219,7 +219,7 @@ def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     half = s["batch_size"] // 2
     reals, fakes = _sampler(key).pairs(half, rng, s["sbi_share"], s["paired_share"], _STATE["images"],
                                        s["cross_share"], s["region_share"], s["warp_share"],
-                                       s.get("expression_share", 0.0))
+                                       s["expression_share"])
     images = np.stack([_light_augment(x, rng) for x in reals + fakes])
     images = codec.damage_batch(images, rng, use_h264=s["h264"])
     labels = np.concatenate([np.zeros(half, np.float32), np.ones(half, np.float32)])
