@@ -76,6 +76,12 @@ def test_runs_on_other_videos_are_refused_with_one_line(tmp_path: Path, capsys: 
     assert err.startswith("error: the runs scored different videos") and err.count("\n") == 1
     assert main([str(a), str(tmp_path / "missing")]) == 2
     assert "no recipe_log.json or stats_log.json" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "stats_log.json").write_text(json.dumps({"folds": [{"method": "m", "scores": {"v": {"label": 1}}}]}))
+    assert main([str(a), str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a fold log" in err and err.count("\n") == 1
 
 
 def test_main_prints_the_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

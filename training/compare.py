@@ -56,13 +56,18 @@ def load_run(path: Path) -> RunScores:
             break
     else:
         raise ValueError(f"{path}: no {' or '.join(LOG_NAMES)} (a training.recipe or training.stats_head run)")
-    rows = {item: (fold["method"], v) for fold in log.get("folds", []) for item, v in fold["scores"].items()}
-    if not rows:
+    try:
+        rows = {item: (fold["method"], v) for fold in log.get("folds", []) for item, v in fold["scores"].items()}
+        items = sorted(rows)
+        run = RunScores(items=items, labels=np.array([int(rows[i][1]["label"]) for i in items], dtype=np.int64),
+                        methods=[rows[i][0] for i in items],
+                        scores={view: np.array([float(rows[i][1][view]) for i in items]) for view in VIEWS})
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path / name}: not a fold log of training.recipe or training.stats_head "
+                         f"({type(exc).__name__}: {exc})") from None
+    if not items:
         raise ValueError(f"{path}: the run has no leave-one-method-out folds")
-    items = sorted(rows)
-    return RunScores(items=items, labels=np.array([int(rows[i][1]["label"]) for i in items]),
-                     methods=[rows[i][0] for i in items],
-                     scores={view: np.array([float(rows[i][1][view]) for i in items]) for view in VIEWS})
+    return run
 
 
 def paired_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_bootstrap: int = 2000,
