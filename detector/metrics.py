@@ -240,10 +240,25 @@ def bootstrap_ci(
     narrow. Draws where ``metric_fn`` returns ``None`` or a non-finite value are left out.
     Raises ``ValueError`` if a class is missing, a group mixes labels, or no draw gives a finite value.
     """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    values = bootstrap_values(y_true, scores, metric_fn, n=n, seed=seed, groups=groups)
+    low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(low), float(high)
+
+
+def bootstrap_values(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    metric_fn: MetricFn,
+    n: int = 2000,
+    seed: int = 0,
+    groups: ArrayLike | None = None,
+) -> np.ndarray:
+    """The finite values of ``metric_fn`` over :func:`bootstrap_ci`'s stratified resamples (same draws for the same
+    ``seed``), for callers that need more than one interval of the same draws. Raises as :func:`bootstrap_ci`."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
     y = _labels(y_true)
     s = _scores(scores, y.size)
     _require_both_classes(y, "a stratified bootstrap")
@@ -270,5 +285,4 @@ def bootstrap_ci(
     values = values[np.isfinite(values)]
     if values.size == 0:
         raise ValueError("metric_fn gave no finite value on any bootstrap resample")
-    low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return float(low), float(high)
+    return values

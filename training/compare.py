@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.metrics import bootstrap_ci
+from detector.metrics import bootstrap_values
 from training.lomo_report import _auc
 
 #: The views a fold log scores every held-out video in, and the names lomo_report gives them.
@@ -83,14 +83,15 @@ def paired_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_bootstrap: 
         da, db = _auc(y_draw, a[idx]), _auc(y_draw, b[idx])
         return None if da is None or db is None else db - da
 
-    # bootstrap_ci resamples (label, score) pairs; giving it each sample's index as its "score" lets one draw
+    # the bootstrap resamples (label, score) pairs; giving it each sample's index as its "score" lets one draw
     # pick the same videos for both runs
     index = np.arange(len(y), dtype=np.float64)
     out = {"auc_a": round(auc_a, 4), "auc_b": round(auc_b, 4), "difference": round(auc_b - auc_a, 4)}
     if n_bootstrap:
+        values = bootstrap_values(y, index, difference, n=n_bootstrap, seed=seed)
         for level, alpha in (("ci95", 0.05), ("ci90", 0.10)):
-            low, high = bootstrap_ci(y, index, difference, n=n_bootstrap, alpha=alpha, seed=seed)
-            out[level] = [round(low, 4), round(high, 4)]
+            low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+            out[level] = [round(float(low), 4), round(float(high), 4)]
     return out
 
 
