@@ -5,7 +5,8 @@ The class builds one of three heads. The classic one pools the backbone's last f
 statistics at several scales), and the backbone stops at the deepest of them. Evidence of manipulation is local
 (blending seams, generator texture, resampling), while the last map mostly encodes what the picture shows, and a
 head on content learns the training set's footage rather than its fakes (see :mod:`training.stats_head`). With
-``keep_top`` both heads run on one backbone pass and the output adds them.
+``keep_top`` both heads run on one backbone pass and the output adds them. With ``stats_heads`` above one, the
+statistics head is that many linear units, one per kind of fake, and the most suspicious of them speaks for it.
 
 An object in the spirit of keras-hub's ``ImageClassifier``: a :class:`keras.Model` whose parts are attributes
 (``preprocessor``, ``backbone``, ``pooler``, ``head_dropout``, ``head``), so training says ``freeze_backbone()``
@@ -49,6 +50,20 @@ class ChannelStatistics(keras.layers.Layer):
         return (input_shape[0], 2 * input_shape[-1])
 
 
+@keras.saving.register_keras_serializable(package="detector")
+class MostSuspicious(keras.layers.Layer):
+    """(N, K) -> (N, 1): the largest of K logits. Each unit before it is a statistics head fitted on one kind of fake
+    (face swaps, generated faces) and standardised on real crops, so the largest is the kind of evidence this crop
+    shows most: one linear head fitted on every kind at once has to settle on one direction between them (see
+    :mod:`training.stats_head`)."""
+
+    def call(self, x):
+        return ops.max(x, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
 @dataclass(frozen=True)
 class BackboneLayers:
     """The backbone's share of the flat graph: its registry entry and its layers in graph order."""
@@ -81,16 +96,20 @@ class DeepfakeClassifier(keras.Model):
     - taps: the statistics head, :class:`ChannelStatistics` of each tapped layer concatenated (``stats_pool``) and a
       sigmoid unit; the backbone ends at the deepest tap;
     - taps and ``keep_top``: both, each a linear unit (``top_head``, ``stats_head``), and a sigmoid unit
-      (the output) that weighs their two logits: an ensemble of two heads on one backbone pass.
+      (the output) that weighs their two logits: an ensemble of two heads on one backbone pass;
+    - ``stats_heads`` K > 1 (with taps and ``keep_top``): ``stats_head`` has K linear units, one per kind of fake,
+      and :class:`MostSuspicious` (``stats_max``) passes the largest on as the statistics head's logit.
     """
 
     def __init__(self, backbone: str = config.DEFAULT_BACKBONE, image_size: int = config.IMAGE_SIZE,
                  dropout: float = 0.2, weights: str | None = None, taps: tuple[str, ...] | list[str] = (),
-                 keep_top: bool = False, **kwargs):
+                 keep_top: bool = False, stats_heads: int = 1, **kwargs):
         spec = backbones.get(backbone)
         taps = tuple(taps)
         if keep_top and not taps:
             raise ValueError("keep_top combines the classic head with a statistics head: give taps")
+        if stats_heads < 1 or (stats_heads > 1 and not keep_top):
+            raise ValueError("stats_heads above 1 needs taps and keep_top (the kinds' heads feed the output unit)")
         inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
         preprocessor = FacePreprocessor(spec.preprocessing, name="preprocess")
         features = spec.build(preprocessor(inputs), weights)
@@ -112,10 +131,15 @@ class DeepfakeClassifier(keras.Model):
             statistics = [ChannelStatistics(name=f"{t}_stats") for t in taps]
             stats_pooler = keras.layers.Concatenate(name="stats_pool")
             pooled = stats_pooler([stat(whole.get_layer(t).output) for stat, t in zip(statistics, taps)])
-            stats = keras.layers.Dense(1, activation=None if keep_top else "sigmoid",
+            stats = keras.layers.Dense(stats_heads, activation=None if keep_top else "sigmoid",
                                        name="stats_head" if keep_top else OUTPUT_NAME)
-            logits.append(stats(pooled if keep_top else head_dropout(pooled)))
+            logit = stats(pooled if keep_top else head_dropout(pooled))
             own += [*statistics, stats_pooler, stats]
+            if stats_heads > 1:
+                most = MostSuspicious(name="stats_max")
+                logit = most(logit)
+                own.append(most)
+            logits.append(logit)
             if not keep_top:
                 pooler = stats_pooler
         if keep_top:
@@ -131,6 +155,7 @@ class DeepfakeClassifier(keras.Model):
         self.dropout_rate = dropout
         self.taps = taps
         self.keep_top = keep_top
+        self.stats_heads = stats_heads
         self.preprocessor = preprocessor
         self.pooler = pooler
         self.head_dropout = head_dropout
@@ -162,12 +187,15 @@ class DeepfakeClassifier(keras.Model):
             config_["taps"] = list(self.taps)
         if self.keep_top:
             config_["keep_top"] = True
+        if self.stats_heads > 1:
+            config_["stats_heads"] = self.stats_heads
         return config_
 
 
 def build_classifier(backbone: str = config.DEFAULT_BACKBONE, weights: str | None = None,
                      image_size: int = config.IMAGE_SIZE, dropout: float = 0.2,
-                     taps: tuple[str, ...] = (), keep_top: bool = False) -> DeepfakeClassifier:
+                     taps: tuple[str, ...] = (), keep_top: bool = False,
+                     stats_heads: int = 1) -> DeepfakeClassifier:
     """The task model with the backbone's weights initialised from ``weights`` (see :class:`DeepfakeClassifier`)."""
     return DeepfakeClassifier(backbone, image_size=image_size, dropout=dropout, weights=weights, taps=taps,
-                              keep_top=keep_top)
+                              keep_top=keep_top, stats_heads=stats_heads)

@@ -16,7 +16,8 @@ from training import stats_head
 from training.feature_probe import fit_head
 
 TAPS = backbones.get("mobilenetv2").stat_taps
-VARIANTS = {"classic": {}, "statistics": {"taps": TAPS}, "both": {"taps": TAPS, "keep_top": True}}
+VARIANTS = {"classic": {}, "statistics": {"taps": TAPS}, "both": {"taps": TAPS, "keep_top": True},
+            "both, a head per kind": {"taps": TAPS, "keep_top": True, "stats_heads": 2}}
 
 
 def test_channel_statistics_are_each_channels_mean_and_spread() -> None:
@@ -48,8 +49,9 @@ def test_head_variants_save_load_serve_and_explain(variant: str, tmp_path: Path)
     export_model(model, card, tmp_path / "m")
     loaded = keras.models.load_model(tmp_path / "m" / "model.keras", compile=False)
     assert type(loaded).__name__ == "DeepfakeClassifier"
-    assert (loaded.taps, loaded.keep_top) == (tuple(VARIANTS[variant].get("taps", ())),
-                                              VARIANTS[variant].get("keep_top", False))
+    assert (loaded.taps, loaded.keep_top, loaded.stats_heads) == (tuple(VARIANTS[variant].get("taps", ())),
+                                                                  VARIANTS[variant].get("keep_top", False),
+                                                                  VARIANTS[variant].get("stats_heads", 1))
     np.testing.assert_allclose(np.asarray(loaded(faces.astype(np.float32))).reshape(-1), expect, atol=1e-5)
     served = tf.saved_model.load(str(tmp_path / "m" / "1")).signatures["serving_default"]
     np.testing.assert_allclose(served(**{INPUT_NAME: tf.constant(faces)})[OUTPUT_NAME].numpy(), expect, atol=1e-5)
@@ -59,12 +61,14 @@ def test_head_variants_save_load_serve_and_explain(variant: str, tmp_path: Path)
         assert tuple(model.backbone.output.shape[1:]) == (14, 14, 96)  # ends at mbv2_block13_add
         assert model.count_params() < build_classifier("mobilenetv2").count_params() / 3
         assert model.embedder().output.shape[-1] == 2 * (24 + 32 + 64 + 96)
-    assert loaded.cam_layer == (TAPS[-1] if variant == "both" else None)
+    assert loaded.cam_layer == (TAPS[-1] if loaded.keep_top else None)
 
 
 def test_keep_top_needs_taps_and_taps_must_exist() -> None:
     with pytest.raises(ValueError, match="give taps"):
         build_classifier("mobilenetv2", keep_top=True)
+    with pytest.raises(ValueError, match="needs taps and keep_top"):
+        build_classifier("mobilenetv2", taps=TAPS, stats_heads=2)
     with pytest.raises(ValueError, match="no layer mbv2_block99_add"):
         build_classifier("mobilenetv2", taps=("mbv2_block99_add",))
 
@@ -93,25 +97,69 @@ def test_the_output_unit_weighs_both_heads_alike_on_reals() -> None:
 
 
 @pytest.mark.slow
-def test_fitted_heads_are_what_the_saved_model_computes(pack: Path, tmp_path: Path) -> None:
-    """The scorer fitted on features (statistics head plus the kept head, standardised) and the task model with
-    those weights give the same probabilities, so the exported model is the one the figures were measured on."""
+@pytest.mark.parametrize("per_kind", [False, True])
+def test_fitted_heads_are_what_the_saved_model_computes(per_kind: bool, pack: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scorer fitted on features (statistics head, or one per kind of fake, plus the kept head, standardised)
+    and the task model with those weights give the same probabilities, so the exported model is the one the
+    figures were measured on."""
     from detector.classifier import DeepfakeClassifier
     from training.recipe import load_pack
 
     init = tmp_path / "init.keras"
     DeepfakeClassifier("mobilenetv2", weights=None).save(init)
     crops, images = load_pack(pack)
-    model = stats_head.stats_model(init, keep_top=True)
+    monkeypatch.setattr(stats_head, "FAKE_KINDS", {"face swap": ("swap",), "generated face": ("talk",)})
+    monkeypatch.setattr(stats_head, "MIN_KIND_CROPS", 1)
+    kinds = stats_head.kind_of(crops) if per_kind else None
+    model = stats_head.stats_model(init, keep_top=True, stats_heads=2 if per_kind else 1)
     assert not any(layer.trainable for layer in model.backbone.layers)
     stats, top = stats_head.feature_model(model).predict(images.astype(np.float32), verbose=0)
     features, tops = {"score": stats.astype(np.float64)}, {"score": top.reshape(-1).astype(np.float64)}
     labels = np.array([c["label"] for c in crops])
     rows = [i for i, c in enumerate(crops) if c["role"] == "pool"]
-    scorer = stats_head.fit_scorer(features, tops, [], labels, rows, 0.1)
+    scorer = stats_head.fit_scorer(features, tops, [], labels, rows, 0.1, kinds)
+    assert len(scorer.heads) == (2 if per_kind else 1)
     stats_head.set_heads(model, scorer)
     np.testing.assert_allclose(model.predict(images.astype(np.float32), verbose=0).reshape(-1),
                                scorer(features["score"], tops["score"]), atol=1e-4)
+    with pytest.raises(ValueError, match="statistics heads"):
+        stats_head.set_heads(stats_head.stats_model(init, keep_top=True, stats_heads=3), scorer)
+
+
+def test_a_head_per_kind_catches_two_kinds_one_linear_head_cannot() -> None:
+    """Reals in the middle, one kind of fake on each side of them: no single direction separates both kinds from
+    the reals, while the largest of two per-kind heads (each standardised on the reals) does; a kind with too few
+    fake crops in a fit gets no head of its own."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(0, 1, (200, 2)), rng.normal(0, 1, (100, 2)) + [4, 0],
+                        rng.normal(0, 1, (100, 2)) + [-4, 0]])
+    labels = np.repeat([0, 1, 1], [200, 100, 100])
+    kinds = [""] * 200 + ["face swap"] * 100 + ["generated face"] * 100
+    features, rows = {"score": x}, list(range(len(x)))
+    one = stats_head.fit_scorer(features, None, [], labels, rows, 1.0)
+    per_kind = stats_head.fit_scorer(features, None, [], labels, rows, 1.0, kinds)
+    assert len(per_kind.heads) == 2
+    assert roc_auc_score(labels, one(x)) < 0.7 < 0.99 < roc_auc_score(labels, per_kind(x))
+    reals = per_kind.stats_logit(x[:200])
+    kernel, bias = per_kind.dense_weights()
+    np.testing.assert_allclose((x[:200] @ kernel + bias).mean(axis=0), 0, atol=1e-9)  # each standardised on reals
+    assert reals.mean() > 0  # the larger of two standardised logits
+    few = stats_head.fit_scorer(features, None, [], labels, rows[:200 + stats_head.MIN_KIND_CROPS - 1] + rows[300:],
+                                1.0, kinds)
+    assert len(few.heads) == 1
+    none = stats_head.fit_scorer(features, None, [], labels, rows[:203] + rows[300:303], 1.0, kinds)
+    assert len(none.heads) == 1 and none.standard == [(0.0, 1.0)]  # no kind has enough: one head on them all
+
+
+def test_every_pool_fake_must_belong_to_a_kind() -> None:
+    crops = [{"role": "pool", "label": 0, "method": ""}, {"role": "pool", "label": 1, "method": "vasa-1"},
+             {"role": "real", "label": 0}, {"role": "pool", "label": 1, "method": "deepfacelive"}]
+    assert stats_head.kind_of(crops) == ["", "generated face", "", "face swap"]
+    with pytest.raises(ValueError, match="'new-method' is in no kind"):
+        stats_head.kind_of(crops + [{"role": "pool", "label": 1, "method": "new-method"}])
 
 
 def test_init_weights_are_loaded_into_the_init_model_first(tmp_path: Path) -> None:
@@ -265,6 +313,37 @@ def test_stats_head_runs_leave_one_method_out_and_exports(pack: Path, tmp_path: 
     assert "texture statistics" in card["description"] and card["training"]["stats_head"]["keep_top"] is True
     exported = keras.models.load_model(root / "model.keras", compile=False)
     assert exported.keep_top and exported.taps == TAPS
+
+
+@pytest.mark.slow
+def test_stats_head_per_kind_fits_a_head_per_kind_and_exports_them(pack: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    """--per-kind: a pool method no kind lists is a one-line error, --keep-top is required, and a run with kinds
+    writes them into its summary and the card and exports a model with one statistics unit per kind."""
+    import keras
+
+    from detector.classifier import DeepfakeClassifier
+    from training import export
+
+    init, run, root = tmp_path / "init.keras", tmp_path / "run", tmp_path / "model"
+    DeepfakeClassifier("mobilenetv2", weights=None).save(init)
+    args = ["--pack", str(pack), "--init", str(init), "--out", str(run), "--keep-top", "--per-kind"]
+    assert stats_head.main(args) == 2
+    assert "pool method 'swap' is in no kind" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        stats_head.main(args[:-2] + ["--per-kind"])
+    assert exit_.value.code == 2 and "needs --keep-top" in capsys.readouterr().err
+    monkeypatch.setattr(stats_head, "FAKE_KINDS", {"face swap": ("swap",), "generated face": ("talk",)})
+    monkeypatch.setattr(stats_head, "MIN_KIND_CROPS", 1)
+    assert stats_head.main(args) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stats_head"]["kinds"] == {"face swap": ["swap"], "generated face": ["talk"]}
+    assert summary["command"].endswith("--keep-top --per-kind")
+    assert export.main(["--checkpoint", str(run / "model.keras"), "--run", str(run), "--out", str(root)]) == 0
+    card = json.loads((root / "card.json").read_text())
+    assert "One such head per kind of fake (face swap: swap; generated face: talk)" in card["description"]
+    assert keras.models.load_model(root / "model.keras", compile=False).stats_heads == 2
 
 
 @pytest.mark.slow

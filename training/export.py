@@ -48,6 +48,11 @@ def make_card(run_summary: dict, evaluation: dict | None, version: int, notes: s
                        f"{head['train_crops']} face crops of labeled_pool's real and fake videos"
                        + (f" and {copies} codec-damaged cop{'y' if copies == 1 else 'ies'} of each" if copies else "")
                        + " (training.stats_head).")
+        if head.get("kinds"):
+            description += (" One such head per kind of fake (" + "; ".join(
+                f"{kind}: {', '.join(methods)}" for kind, methods in head["kinds"].items())
+                + "), each fitted on its kind's fakes against every real crop and standardised on those reals; "
+                "the largest of their logits is the statistics head's.")
         if head.get("keep_top"):
             description += (" The starting model's own head (the blending evidence it learnt from synthetic fakes) "
                             "is kept: the output adds the two heads' logits, each standardised on real crops, with "

@@ -29,6 +29,12 @@ Steps:
    and still no backbone or head has seen the method it is judged on.
 4. The head fitted on every pool crop becomes the model's Dense layer (standardisation folded into its weights).
 
+``--per-kind`` fits one head per kind of fake instead (:data:`FAKE_KINDS`: face swaps, and faces a generator drew
+whole), each on its kind's fakes against every real crop, each logit standardised on those reals, and the largest
+of them is the statistics head's logit. One linear head on every kind has to settle on one direction between them:
+raising the talking heads' figures cost DeepFaceLive's in every variant measured (see the README); the largest of
+two heads is a piecewise-linear "either kind of evidence". The kinds are the pool README's, fixed before measuring.
+
 Writes ``model.keras``, ``stats_log.json``, ``lomo.json``, ``lomo.md`` and ``summary.json`` (what
 ``training.export`` reads) into ``--out``. Minutes on two CPU cores.
 """
@@ -58,6 +64,13 @@ DEFAULT_C = 0.1
 DEFAULT_AUGMENT = 1
 #: Views of a crop the figures are taken on: as it is, after H.264 at CRF 35, at half resolution.
 VIEWS = ("score", "crf35", "half_res")
+#: The kinds of fake ``--per-kind`` fits a head for, by generation method (labeled_pool's README): face swaps paste
+#: a generated face into real footage; talking heads and reenactment draw the whole face from a portrait or a driver.
+FAKE_KINDS = {"face swap": ("deepfacelive", "deep-live-cam(inswapper)"),
+              "generated face": ("vasa-1", "anitalker", "emo", "styletalk", "megactor")}
+#: A kind with fewer fake training crops than this gets no head of its own in that fit (a fold that holds out
+#: almost all of it); the other kinds' heads still score it.
+MIN_KIND_CROPS = 8
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -81,12 +94,13 @@ def load_weights(model, paths: Sequence[Path]) -> None:
 
 
 def stats_model(init: Path, backbone: str = config.DEFAULT_BACKBONE, taps: tuple[str, ...] | None = None,
-                keep_top: bool = False, init_weights: Sequence[Path] = ()):
+                keep_top: bool = False, init_weights: Sequence[Path] = (), stats_heads: int = 1):
     """The statistics-head task model with every backbone layer's weights copied from the model at ``init`` (by
     layer name) and frozen, and with ``keep_top`` that model's own head as the linear ``top_head`` (its kept
     ``top_head`` when ``init`` was made here with one, so the shipped model refits from itself); the statistics
     head is left unfitted. ``init_weights`` (training.recipe runs' ``final.weights.h5`` of the same ``init``; several
-    are averaged: :func:`load_weights`) are loaded into the ``init`` model first."""
+    are averaged: :func:`load_weights`) are loaded into the ``init`` model first. ``stats_heads``: units of the
+    statistics head (one per kind of fake, with ``keep_top``)."""
     from detector.classifier import build_classifier
     from detector.model import load_detector
 
@@ -94,7 +108,8 @@ def stats_model(init: Path, backbone: str = config.DEFAULT_BACKBONE, taps: tuple
     if source is None:
         raise ValueError(f"{init}: --init must be a Keras model (a model folder with model.keras, or a .keras file)")
     load_weights(source, init_weights)
-    model = build_classifier(backbone, taps=taps or backbones.get(backbone).stat_taps, keep_top=keep_top)
+    model = build_classifier(backbone, taps=taps or backbones.get(backbone).stat_taps, keep_top=keep_top,
+                             stats_heads=stats_heads)
     for layer in (model.preprocessor, *model.backbone.layers):
         if layer.weights:
             layer.set_weights(source.get_layer(layer.name).get_weights())
@@ -131,36 +146,104 @@ def mix_weights(top_logits: np.ndarray, stats_logits: np.ndarray) -> tuple[np.nd
 
 
 class Scorer:
-    """One fitted head (and with a kept head, the output unit that adds both) applied to features."""
+    """The fitted statistics head(s) (and with a kept head, the output unit that adds both) applied to features.
 
-    def __init__(self, head: LinearHead, mix: tuple[np.ndarray, float] | None = None):
-        self.head, self.mix = head, mix
+    One head is used as it is. Several (one per kind of fake, ``standard`` their logits' mean and spread on real
+    crops) give the largest standardised logit: the model's ``stats_head`` units and ``stats_max``."""
+
+    def __init__(self, head: LinearHead | list[LinearHead], mix: tuple[np.ndarray, float] | None = None,
+                 standard: list[tuple[float, float]] | None = None):
+        self.heads = head if isinstance(head, list) else [head]
+        self.standard = standard or [(0.0, 1.0)] * len(self.heads)
+        self.mix = mix
+
+    @property
+    def head(self) -> LinearHead:
+        return self.heads[0]
+
+    def dense_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Kernel (F, K) and bias (K,) of the ``stats_head`` layer: each head's standardisation of the features and
+        of its own logit folded in."""
+        kernels, biases = [], []
+        for head, (mean, spread) in zip(self.heads, self.standard):
+            kernel, bias = head.dense_weights()
+            kernels.append(kernel / spread)
+            biases.append((bias - mean) / spread)
+        return np.stack(kernels, axis=1), np.array(biases)
+
+    def stats_logit(self, stats: np.ndarray) -> np.ndarray:
+        kernel, bias = self.dense_weights()
+        return (np.asarray(stats, np.float64) @ kernel + bias).max(axis=1)
 
     def __call__(self, stats: np.ndarray, top: np.ndarray | None = None) -> np.ndarray:
-        logit = self.head.logit(stats)
+        logit = self.stats_logit(stats)
         if self.mix is not None:
             kernel, bias = self.mix
             logit = kernel[0] * top + kernel[1] * logit + bias
         return _sigmoid(logit)
 
 
+def kind_of(crops: list[dict]) -> list[str]:
+    """Each crop's :data:`FAKE_KINDS` name ("" for reals and crops outside the pool). A pool fake of a method no kind
+    lists raises ValueError: silently leaving it out would fit the heads on part of the pool."""
+    by_method = {method: kind for kind, methods in FAKE_KINDS.items() for method in methods}
+    kinds = []
+    for crop in crops:
+        if crop["role"] != "pool" or int(crop["label"]) == 0:
+            kinds.append("")
+        elif crop.get("method") in by_method:
+            kinds.append(by_method[crop["method"]])
+        else:
+            raise ValueError(f"pool method {crop.get('method')!r} is in no kind of training.stats_head.FAKE_KINDS")
+    return kinds
+
+
+def kinds_with_heads(kinds: Sequence[str], rows: Sequence[int]) -> list[str]:
+    """The kinds (in :data:`FAKE_KINDS` order) with at least ``MIN_KIND_CROPS`` fake crops among ``rows``."""
+    counts = {kind: 0 for kind in FAKE_KINDS}
+    for i in rows:
+        if kinds[i]:
+            counts[kinds[i]] += 1
+    return [kind for kind, n in counts.items() if n >= MIN_KIND_CROPS]
+
+
 def fit_scorer(features: dict[str, np.ndarray], top: dict[str, np.ndarray] | None, augmented: list[np.ndarray],
-               labels: np.ndarray, rows: list[int], c: float) -> Scorer:
+               labels: np.ndarray, rows: list[int], c: float, kinds: Sequence[str] | None = None) -> Scorer:
     """A head fitted on the crops ``rows``, each as it is and in every codec-damaged copy; with ``top`` (the kept
-    head's logits), the output unit standardised on the real crops among ``rows``."""
-    x = np.concatenate([features["score"][rows]] + [copy[rows] for copy in augmented])
-    head = fit_head(x, np.tile(labels[rows], 1 + len(augmented)), c)
-    if top is None:
-        return Scorer(head)
+    head's logits), the output unit standardised on the real crops among ``rows``. With ``kinds`` (each crop's
+    kind of fake: :func:`kind_of`), one head per kind instead, each on that kind's fakes and every real among
+    ``rows``, its logit standardised on those reals (one head on them all when no kind has ``MIN_KIND_CROPS``)."""
     reals = [i for i in rows if labels[i] == 0]
-    return Scorer(head, mix_weights(top["score"][reals], head.logit(features["score"][reals])))
+
+    def fit(subset: list[int]) -> LinearHead:
+        x = np.concatenate([features["score"][subset]] + [copy[subset] for copy in augmented])
+        return fit_head(x, np.tile(labels[subset], 1 + len(augmented)), c)
+
+    own_heads = kinds_with_heads(kinds, rows) if kinds is not None else []
+    if not own_heads:
+        scorer = Scorer(fit(list(rows)))
+    else:
+        heads, standard = [], []
+        for kind in own_heads:
+            head = fit(reals + [i for i in rows if kinds[i] == kind])
+            logits = head.logit(features["score"][reals])
+            heads.append(head)
+            standard.append((float(logits.mean()), float(max(logits.std(), 1e-6))))
+        scorer = Scorer(heads, standard=standard)
+    if top is None:
+        return scorer
+    scorer.mix = mix_weights(top["score"][reals], scorer.stats_logit(features["score"][reals]))
+    return scorer
 
 
 def fold_log(crops: list[dict], features: dict[str, np.ndarray], c: float, augmented: list[np.ndarray] = (),
-             top: dict[str, np.ndarray] | None = None, only: str | None = None) -> list[dict]:
+             top: dict[str, np.ndarray] | None = None, only: str | None = None,
+             per_kind: bool = False) -> list[dict]:
     """Leave-one-method-out folds in ``training.recipe``'s log form: each held-out video's score as it is, after
     CRF 35 and at half resolution, from a head that never saw its method or its group. ``only``: that method's
-    fold alone (its features then come from a backbone that never saw it either: :func:`fold_run_log`)."""
+    fold alone (its features then come from a backbone that never saw it either: :func:`fold_run_log`).
+    ``per_kind``: one head per kind of fake (:func:`fit_scorer`)."""
+    kinds = kind_of(crops) if per_kind else None
     labels = np.array([int(x["label"]) for x in crops])
     folds = []
     for fold in method_folds(pool_items(crops)):
@@ -168,7 +251,7 @@ def fold_log(crops: list[dict], features: dict[str, np.ndarray], c: float, augme
             continue
         train_items = {it.item for it in fold.train}
         train = [i for i, x in enumerate(crops) if x["role"] == "pool" and x["item"] in train_items]
-        scorer = fit_scorer(features, top, list(augmented), labels, train, c)
+        scorer = fit_scorer(features, top, list(augmented), labels, train, c, kinds)
         test_items = {it.item for it in fold.test}
         idx = [i for i, x in enumerate(crops) if x["role"] == "pool" and x["item"] in test_items]
         test_crops = [crops[i] for i in idx]
@@ -232,7 +315,7 @@ def fold_run_weights(run: Path, crops: list[dict]) -> dict[str, Path]:
 
 
 def fold_run_log(weights: dict[str, Path], crops: list[dict], images: np.ndarray, build: Callable[[Path], object],
-                 c: float, augment: int, seed: int) -> list[dict]:
+                 c: float, augment: int, seed: int, per_kind: bool = False) -> list[dict]:
     """Leave-one-method-out folds where each fold's head is fitted on the features of the backbone that
     ``training.recipe`` trained for that fold (``weights``: :func:`fold_run_weights`): the pool's fakes can then
     train the backbone too, and no backbone or head saw the method it is judged on. ``build(path)`` makes the
@@ -242,15 +325,17 @@ def fold_run_log(weights: dict[str, Path], crops: list[dict], images: np.ndarray
     for method, path in weights.items():
         print(f"fold {method}: features from its own backbone ...", flush=True)
         features, top, augmented = pack_features(build(path), images, rows, augment, seed)
-        folds += fold_log(crops, features, c, augmented, top, only=method)
+        folds += fold_log(crops, features, c, augmented, top, only=method, per_kind=per_kind)
     return folds
 
 
 def set_heads(model, scorer: Scorer) -> None:
     """Make the model compute ``scorer``: the statistics head's Dense layer (and the output unit with a kept head)."""
-    kernel, bias = scorer.head.dense_weights()
+    kernel, bias = scorer.dense_weights()
+    if kernel.shape[1] != getattr(model, "stats_heads", 1):
+        raise ValueError(f"the scorer has {kernel.shape[1]} statistics heads, the model {model.stats_heads}")
     stats = model.get_layer("stats_head" if model.keep_top else OUTPUT_NAME)
-    stats.set_weights([kernel.reshape(-1, 1).astype(np.float32), np.array([bias], np.float32)])
+    stats.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     if scorer.mix is not None:
         kernel, bias = scorer.mix
         model.get_layer(OUTPUT_NAME).set_weights([kernel.reshape(2, 1).astype(np.float32),
@@ -268,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbone", default=config.DEFAULT_BACKBONE)
     p.add_argument("--taps", help="comma-separated layer names (default: the backbone's stat_taps)")
     p.add_argument("--keep-top", action="store_true", help="keep --init's own head and add the two")
+    p.add_argument("--per-kind", action="store_true",
+                   help="one statistics head per kind of fake (FAKE_KINDS: face swaps, generated faces), the largest "
+                        "standardised logit counting; needs --keep-top")
     p.add_argument("--C", type=float, default=DEFAULT_C, help="inverse regularisation strength of the head")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT,
                    help="codec-damaged copies of each training crop (training.codec.damage_batch)")
@@ -279,26 +367,32 @@ def main(argv: list[str] | None = None) -> int:
                         "the final head is on --init (with --init-weights, e.g. that run's final.weights.h5)")
     p.add_argument("--init-description", default="", help="what the --init model is, for the card")
     args = p.parse_args(argv)
+    if args.per_kind and not args.keep_top:
+        p.error("--per-kind needs --keep-top (the kinds' heads feed the output unit beside the kept head)")
     t0 = time.time()
     try:
         crops, images = load_pack(args.pack)
         taps = tuple(t for t in args.taps.split(",") if t) if args.taps else None
-        model = stats_model(args.init, args.backbone, taps, args.keep_top, args.init_weights)
+        rows = np.flatnonzero(np.array([c["role"] == "pool" for c in crops]))
+        kinds = kind_of(crops) if args.per_kind else None
+        heads = len(kinds_with_heads(kinds, rows)) if kinds else 1
+        if heads < 1:
+            raise ValueError(f"{args.pack}: no kind of fake has {MIN_KIND_CROPS} pool crops for a head")
+        model = stats_model(args.init, args.backbone, taps, args.keep_top, args.init_weights, heads)
         fold_weights = fold_run_weights(args.fold_run, crops) if args.fold_run else None
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = np.flatnonzero(np.array([c["role"] == "pool" for c in crops]))
     print(f"features of {len(crops)} crops, {len(rows)} pool crops also damaged ...", flush=True)
     features, top, augmented = pack_features(model, images, rows, args.augment, args.seed)
     if fold_weights:
         folds = fold_run_log(fold_weights, crops, images,
                              lambda path: stats_model(args.init, args.backbone, taps, args.keep_top, [path]),
-                             args.C, args.augment, args.seed)
+                             args.C, args.augment, args.seed, args.per_kind)
     else:
-        folds = fold_log(crops, features, args.C, augmented, top)
+        folds = fold_log(crops, features, args.C, augmented, top, per_kind=args.per_kind)
     labels = np.array([int(x["label"]) for x in crops])
-    final = fit_scorer(features, top, augmented, labels, rows.tolist(), args.C)
+    final = fit_scorer(features, top, augmented, labels, rows.tolist(), args.C, kinds)
     set_heads(model, final)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / "model.keras")
@@ -307,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"pack": str(args.pack), "init": str(args.init), "init_weights": init_weights,
                 "backbone": args.backbone, "taps": list(model.taps),
                 "keep_top": args.keep_top, "C": args.C, "augment": args.augment, "seed": args.seed,
-                "fold_run": str(args.fold_run) if args.fold_run else ""}
+                "fold_run": str(args.fold_run) if args.fold_run else "", "per_kind": args.per_kind}
     log = {"settings": settings, "folds": folds, "final": {"train_crops": len(rows), "eval": evaluation}}
     (args.out / "stats_log.json").write_text(json.dumps(config.project_relative(log), indent=2) + "\n")
     fig = lomo_figures(log)
@@ -317,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                + (f"--init-weights {init_weights} " if init_weights else "")
                + f"--C {args.C} "
                f"--augment {args.augment} --seed {args.seed}" + (" --keep-top" if args.keep_top else "")
+               + (" --per-kind" if args.per_kind else "")
                + (f" --taps {args.taps}" if args.taps else "")
                + (f" --fold-run {args.fold_run}" if args.fold_run else ""))
     summary = {
@@ -324,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": model.image_size, "seed": args.seed, "images_seen": args.prior_images,
         "train_crops": len(rows), "seconds": round(time.time() - t0, 1),
         "stats_head": {"taps": list(model.taps), "keep_top": args.keep_top, "C": args.C, "augment": args.augment,
+                       "kinds": ({kind: list(FAKE_KINDS[kind]) for kind in kinds_with_heads(kinds, rows)}
+                                 if kinds else None),
                        "features": int(features["score"].shape[1]), "train_crops": len(rows),
                        "eval_crops_figures": evaluation},
         "threshold": fig["threshold_at_5pct_fpr"],
