@@ -108,7 +108,9 @@ class DeepfakeClassifier(keras.Model):
         taps = tuple(taps)
         if keep_top and not taps:
             raise ValueError("keep_top combines the classic head with a statistics head: give taps")
-        if stats_heads < 1 or (stats_heads > 1 and not keep_top):
+        if stats_heads < 1:
+            raise ValueError(f"stats_heads is a count of statistics heads, at least 1, not {stats_heads}")
+        if stats_heads > 1 and not keep_top:
             raise ValueError("stats_heads above 1 needs taps and keep_top (the kinds' heads feed the output unit)")
         inputs = keras.Input((image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
         preprocessor = FacePreprocessor(spec.preprocessing, name="preprocess")

@@ -69,6 +69,8 @@ def test_keep_top_needs_taps_and_taps_must_exist() -> None:
         build_classifier("mobilenetv2", keep_top=True)
     with pytest.raises(ValueError, match="needs taps and keep_top"):
         build_classifier("mobilenetv2", taps=TAPS, stats_heads=2)
+    with pytest.raises(ValueError, match="at least 1, not 0"):
+        build_classifier("mobilenetv2", taps=TAPS, keep_top=True, stats_heads=0)
     with pytest.raises(ValueError, match="no layer mbv2_block99_add"):
         build_classifier("mobilenetv2", taps=("mbv2_block99_add",))
 
