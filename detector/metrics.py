@@ -242,8 +242,12 @@ def bootstrap_ci(
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    values = bootstrap_values(y_true, scores, metric_fn, n=n, seed=seed, groups=groups)
-    low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return percentile_interval(bootstrap_values(y_true, scores, metric_fn, n=n, seed=seed, groups=groups), alpha)
+
+
+def percentile_interval(values: ArrayLike, alpha: float = 0.05) -> tuple[float, float]:
+    """The central ``(1 - alpha)`` percentile interval ``(low, high)`` of bootstrap ``values``."""
+    low, high = np.percentile(np.asarray(values, dtype=np.float64), [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(low), float(high)
 
 

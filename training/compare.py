@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.metrics import bootstrap_values
+from detector.metrics import bootstrap_values, percentile_interval
 from training.lomo_report import _auc
 
 #: The views a fold log scores every held-out video in, and the names lomo_report gives them.
@@ -90,8 +90,7 @@ def paired_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_bootstrap: 
     if n_bootstrap:
         values = bootstrap_values(y, index, difference, n=n_bootstrap, seed=seed)
         for level, alpha in (("ci95", 0.05), ("ci90", 0.10)):
-            low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-            out[level] = [round(float(low), 4), round(float(high), 4)]
+            out[level] = [round(bound, 4) for bound in percentile_interval(values, alpha)]
     return out
 
 

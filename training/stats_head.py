@@ -157,10 +157,6 @@ class Scorer:
         self.standard = standard or [(0.0, 1.0)] * len(self.heads)
         self.mix = mix
 
-    @property
-    def head(self) -> LinearHead:
-        return self.heads[0]
-
     def dense_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """Kernel (F, K) and bias (K,) of the ``stats_head`` layer: each head's standardisation of the features and
         of its own logit folded in."""
@@ -375,10 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         taps = tuple(t for t in args.taps.split(",") if t) if args.taps else None
         rows = np.flatnonzero(np.array([c["role"] == "pool" for c in crops]))
         kinds = kind_of(crops) if args.per_kind else None
-        heads = len(kinds_with_heads(kinds, rows)) if kinds else 1
-        if heads < 1:
+        headed = kinds_with_heads(kinds, rows) if kinds else []
+        if kinds and not headed:
             raise ValueError(f"{args.pack}: no kind of fake has {MIN_KIND_CROPS} pool crops for a head")
-        model = stats_model(args.init, args.backbone, taps, args.keep_top, args.init_weights, heads)
+        model = stats_model(args.init, args.backbone, taps, args.keep_top, args.init_weights, len(headed) or 1)
         fold_weights = fold_run_weights(args.fold_run, crops) if args.fold_run else None
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -419,8 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": model.image_size, "seed": args.seed, "images_seen": args.prior_images,
         "train_crops": len(rows), "seconds": round(time.time() - t0, 1),
         "stats_head": {"taps": list(model.taps), "keep_top": args.keep_top, "C": args.C, "augment": args.augment,
-                       "kinds": ({kind: list(FAKE_KINDS[kind]) for kind in kinds_with_heads(kinds, rows)}
-                                 if kinds else None),
+                       "kinds": {kind: list(FAKE_KINDS[kind]) for kind in headed} or None,
                        "features": int(features["score"].shape[1]), "train_crops": len(rows),
                        "eval_crops_figures": evaluation},
         "threshold": fig["threshold_at_5pct_fpr"],
