@@ -92,3 +92,24 @@ def test_main_prints_the_table_and_writes_json(tmp_path: Path, capsys: pytest.Ca
     assert "| **all methods, pooled** |" in out and "| swap |" in out and "h264_crf35" in out
     saved = json.loads((tmp_path / "d.json").read_text())
     assert saved["as_is"]["pooled"]["difference"] > 0
+
+
+def test_same_footage_pairs_are_compared_when_both_logs_have_groups(tmp_path: Path) -> None:
+    """Each swap fake shares footage with one real (groups p0-p9); B lifts the swap fakes, so the pairs A gets wrong
+    and B right show as B's alone, and the markdown says so. Without groups in a log there is no pair line."""
+    def with_groups(folder: Path) -> Path:
+        log = json.loads((folder / "stats_log.json").read_text())
+        for fold in log["folds"]:
+            for item, v in fold["scores"].items():
+                number = item.rsplit("real", 1)[-1].rsplit("fake", 1)[-1]
+                v["group"] = f"p{number}" if fold["method"] == "swap" else item
+        (folder / "stats_log.json").write_text(json.dumps(log))
+        return folder
+
+    a = load_run(with_groups(_write_run(tmp_path / "a", "stats_log.json", 0.0)))
+    b = load_run(with_groups(_write_run(tmp_path / "b", "stats_log.json", 0.5, swap_only=True)))
+    pairs = compare(a, b, n_bootstrap=50)["same_footage_pairs"]["as_is"]
+    assert pairs["pairs"] == 10 and pairs["b"] == 10 and pairs["only_a"] == 0
+    assert pairs["only_b"] == 10 - pairs["a"] > 0
+    plain = load_run(_write_run(tmp_path / "c", "stats_log.json", 0.0))
+    assert plain.groups is None and "same_footage_pairs" not in compare(plain, plain, n_bootstrap=50)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.lomo_report import (lomo_figures, markdown, mix_markdown, mix_table, mixed, recipe_command,
-                                  round_up, threshold_at_fpr, tpr_at_fpr)
+from training.lomo_report import (footage_pairs, lomo_figures, markdown, mix_markdown, mix_table, mixed,
+                                  recipe_command, round_up, same_footage_pairs, threshold_at_fpr, tpr_at_fpr)
 
 
 def test_threshold_at_fpr_calls_at_most_that_share_of_reals_fake() -> None:
@@ -122,3 +122,28 @@ def test_recipe_command_writes_what_the_run_was_given() -> None:
     assert "--other-fakes-reals" not in recipe_command({**settings, "other_fakes_reals": ""})
     assert "--other-fakes-reals videos --freeze-until" in recipe_command({**settings, "other_fakes_reals": "videos",
                                                                           "freeze_until": "b"})
+
+
+def test_same_footage_pairs_count_only_a_fake_against_the_reals_of_its_own_group() -> None:
+    """Group g1 holds one fake above its real, g2 a fake below one real and tied with the other, g3 only a real:
+    three pairs, 1.5 of them ordered, although every fake outscores the unpaired real."""
+    y = np.array([1, 0, 1, 0, 0, 0])
+    groups = ["g1", "g1", "g2", "g2", "g2", "g3"]
+    s = np.array([0.9, 0.3, 0.5, 0.6, 0.5, 0.1])
+    assert sorted(footage_pairs(y, groups)) == [(0, 1), (2, 3), (2, 4)]
+    assert same_footage_pairs(y, groups, s) == {"pairs": 3, "fake_above_real": 1.5}
+    assert same_footage_pairs(y, ["a", "b", "c", "d", "e", "f"], s) == {"pairs": 0, "fake_above_real": 0.0}
+
+
+def test_lomo_figures_count_same_footage_pairs_only_when_the_log_has_groups() -> None:
+    scores = {"real_a": {"label": 0, "group": "a", "score": 0.2, "crf35": 0.6, "half_res": 0.2},
+              "fake_a": {"label": 1, "group": "a", "score": 0.7, "crf35": 0.4, "half_res": 0.7},
+              "real_b": {"label": 0, "group": "b", "score": 0.1, "crf35": 0.1, "half_res": 0.1}}
+    fig = lomo_figures({"folds": [{"method": "swap", "scores": scores}]}, n_bootstrap=0)
+    assert fig["same_footage_pairs"]["as_is"] == {"pairs": 1, "fake_above_real": 1.0}
+    assert fig["same_footage_pairs"]["h264_crf35"]["fake_above_real"] == 0.0  # CRF 35 flipped the pair
+    assert "fake scored above its real: 1 / 1 as is, 0 / 1 after CRF 35" in markdown(fig)
+    for v in scores.values():
+        del v["group"]
+    fig = lomo_figures({"folds": [{"method": "swap", "scores": scores}]}, n_bootstrap=0)
+    assert "same_footage_pairs" not in fig and "Same-footage" not in markdown(fig)

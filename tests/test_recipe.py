@@ -207,6 +207,7 @@ def test_recipe_runs_with_weight_mixes_and_a_frozen_backbone_and_exports_a_mix(p
         assert set(fold["mix"]) == {"0.0", "0.5"}
         assert set(fold["mix"]["0.5"]["scores"]) == set(fold["scores"])
         assert (run / fold["weights"]).is_file() and set(fold["test_items"]) >= set(fold["scores"])
+        assert all(v["group"] for v in fold["scores"].values())  # for the same-footage pair count
     for saved in [run / "final.weights.h5", *(run / f["weights"] for f in log["folds"])]:
         with h5py.File(saved, "r") as weights:
             assert "optimizer" not in weights and "layers" in weights  # the model's weights only

@@ -263,8 +263,8 @@ def test_a_fold_run_scores_each_fold_with_its_own_backbone(pack: Path, tmp_path:
 
 
 def _flat(scores: dict) -> list[float]:
-    """A fold's video scores ({item: {"label", view: score}}) as one list, in a fixed order."""
-    return [float(scores[item][key]) for item in sorted(scores) for key in sorted(scores[item])]
+    """A fold's video scores ({item: {"label", "group", view: score}}) as one list of numbers, in a fixed order."""
+    return [float(scores[item][key]) for item in sorted(scores) for key in sorted(scores[item]) if key != "group"]
 
 
 @pytest.mark.slow
@@ -304,12 +304,15 @@ def test_stats_head_runs_leave_one_method_out_and_exports(pack: Path, tmp_path: 
     assert {"stream_real", "stream_fake"} <= held_out["swap"]  # the swap's own footage is held out with it
     for fold in log["folds"]:
         for scores in fold["scores"].values():
-            assert set(scores) == {"label", "score", "crf35", "half_res"}
+            assert set(scores) == {"label", "group", "score", "crf35", "half_res"}
+    swap = log["folds"][0]["scores"]
+    assert swap["stream_real"]["group"] == swap["stream_fake"]["group"]  # the pair the figures count
     summary = json.loads((run / "summary.json").read_text())
     reals = [v["score"] for f in log["folds"] for v in f["scores"].values() if v["label"] == 0]
     assert summary["mode"] == "stats_head" and summary["images_seen"] == 6000
     assert summary["threshold"] >= np.quantile(reals, 0.95) - 1e-9
     assert (run / "lomo.md").read_text().startswith("| held out")
+    assert "fake scored above its real" in (run / "lomo.md").read_text()
     assert export.main(["--checkpoint", str(run / "model.keras"), "--run", str(run), "--out", str(root)]) == 0
     card = json.loads((root / "card.json").read_text())
     assert "texture statistics" in card["description"] and card["training"]["stats_head"]["keep_top"] is True

@@ -13,7 +13,9 @@ Each argument is a run folder with ``recipe_log.json`` (``training.recipe``) or 
 (``training.stats_head``): the same fold form, each held-out video's score as it is, after CRF 35 and at half
 resolution. Both runs must have scored exactly the same videos with the same labels (the same pack and split
 seed); a run on other videos is refused. Per method, a method's fakes stand against every out-of-fold real, as in
-:mod:`training.lomo_report`.
+:mod:`training.lomo_report`. When both logs record each video's group, the same-footage pairs are counted too (a fake
+above the real it shares footage with, for each run, and the pairs only one of the two orders rightly): the one
+figure here that what the footage shows cannot move.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.metrics import bootstrap_values, percentile_interval
-from training.lomo_report import _auc
+from training.lomo_report import _auc, footage_pairs, same_footage_pairs
 
 #: The views a fold log scores every held-out video in, and the names lomo_report gives them.
 VIEWS = {"score": "as_is", "crf35": "h264_crf35", "half_res": "half_resolution"}
@@ -43,6 +45,8 @@ class RunScores:
     labels: np.ndarray
     methods: list[str]
     scores: dict[str, np.ndarray]
+    #: each video's group (footage it shares with others), or None for a log that did not record them
+    groups: list[str] | None = None
 
 
 def load_run(path: Path) -> RunScores:
@@ -61,7 +65,9 @@ def load_run(path: Path) -> RunScores:
         items = sorted(rows)
         run = RunScores(items=items, labels=np.array([int(rows[i][1]["label"]) for i in items], dtype=np.int64),
                         methods=[rows[i][0] for i in items],
-                        scores={view: np.array([float(rows[i][1][view]) for i in items]) for view in VIEWS})
+                        scores={view: np.array([float(rows[i][1][view]) for i in items]) for view in VIEWS},
+                        groups=[rows[i][1]["group"] for i in items] if all("group" in rows[i][1] for i in items)
+                        else None)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path / name}: not a fold log of training.recipe or training.stats_head "
                          f"({type(exc).__name__}: {exc})") from None
@@ -113,7 +119,21 @@ def compare(a: RunScores, b: RunScores, n_bootstrap: int = 2000) -> dict:
             section["per_method"][method] = paired_difference(a.labels[keep], a.scores[view][keep],
                                                               b.scores[view][keep], n)
         out[name] = section
+    if a.groups is not None and a.groups == b.groups:
+        out["same_footage_pairs"] = {name: pair_comparison(a.labels, a.groups, a.scores[view], b.scores[view])
+                                     for view, name in VIEWS.items()}
     return out
+
+
+def pair_comparison(labels: np.ndarray, groups: list[str], a: np.ndarray, b: np.ndarray) -> dict:
+    """Each run's same-footage pair count (:func:`training.lomo_report.same_footage_pairs`), and the discordant
+    pairs: those only B orders rightly (fake strictly above its real) and those only A does."""
+    pairs = footage_pairs(labels, groups)
+    right_a = {(f, r) for f, r in pairs if a[f] > a[r]}
+    right_b = {(f, r) for f, r in pairs if b[f] > b[r]}
+    return {"pairs": len(pairs), "a": same_footage_pairs(labels, groups, a)["fake_above_real"],
+            "b": same_footage_pairs(labels, groups, b)["fake_above_real"],
+            "only_b": len(right_b - right_a), "only_a": len(right_a - right_b)}
 
 
 def markdown(result: dict, name_a: str, name_b: str) -> str:
@@ -135,6 +155,11 @@ def markdown(result: dict, name_a: str, name_b: str) -> str:
     for name in ("h264_crf35", "half_resolution"):
         d = result[name]["pooled"]
         lines.append(f"- {name}: A {d['auc_a']:.4f}, B {d['auc_b']:.4f}, B - A {d['difference']:+.4f}")
+    pairs = result.get("same_footage_pairs")
+    if pairs and pairs["as_is"]["pairs"]:
+        lines.append("- same-footage pairs, fake above its real: " + "; ".join(
+            f"{label} A {d['a']:g}, B {d['b']:g} of {d['pairs']} (only B right {d['only_b']}, only A right "
+            f"{d['only_a']})" for label, d in (("as is", pairs["as_is"]), ("after CRF 35", pairs["h264_crf35"]))))
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,10 @@ Reads ``recipe_log.json`` (each fold's out-of-fold video scores) and writes ``lo
 - per method: its fakes against every out-of-fold real (each real was scored by the one fold that held it out);
 - fakes caught at 5 % and 10 % false positives on those reals;
 - the same after H.264 at CRF 35 and after halving the resolution, and the AUC drop;
-- the threshold: the score at which 5 % of the out-of-fold reals are called fake (never tuned on a reported set).
+- the threshold: the score at which 5 % of the out-of-fold reals are called fake (never tuned on a reported set);
+- same-footage pairs (a log that records each video's group): how often a fake scores above the real it shares
+  footage with (the DeepFaceLive halves, MegActor's drivers). Across videos, a score can rank a fake high for what
+  the footage shows; within a pair only the face differs, so this count cannot be won by content.
 
 A run made with ``--mix`` scored every fold model with its weights mixed back towards the initial ones as well:
 ``mix.md`` compares the mixes (pooled out-of-fold AUC, fakes caught at 5 % false positives, AUC after CRF 35, and
@@ -65,6 +68,22 @@ def block(y: np.ndarray, s: np.ndarray, n_bootstrap: int = 2000) -> dict:
             "tpr_at_5pct_fpr": round(tpr_at_fpr(y, s, 0.05), 4), "tpr_at_10pct_fpr": round(tpr_at_fpr(y, s, 0.10), 4)}
 
 
+def footage_pairs(labels: np.ndarray, groups: list[str]) -> list[tuple[int, int]]:
+    """Every (fake, real) pair of videos in the same group, as indices: none when no group holds both classes."""
+    by_group: dict[str, tuple[list[int], list[int]]] = {}
+    for i, (y, g) in enumerate(zip(labels, groups)):
+        by_group.setdefault(g, ([], []))[int(y)].append(i)
+    return [(f, r) for reals, fakes in by_group.values() for f in fakes for r in reals]
+
+
+def same_footage_pairs(labels: np.ndarray, groups: list[str], scores: np.ndarray) -> dict:
+    """How many same-footage pairs (:func:`footage_pairs`) have the fake scored above the real (a tie counts half,
+    as in an AUC)."""
+    pairs = footage_pairs(labels, groups)
+    above = sum(1.0 if scores[f] > scores[r] else 0.5 if scores[f] == scores[r] else 0.0 for f, r in pairs)
+    return {"pairs": len(pairs), "fake_above_real": above}
+
+
 def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
     """Figures for the as-is scores (with bootstrap intervals) and the damaged copies (point estimates)."""
     rows = [(fold["method"], item, v) for fold in log["folds"] for item, v in fold["scores"].items()]
@@ -86,6 +105,12 @@ def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
     for key in ("h264_crf35", "half_resolution"):
         auc = out[key]["pooled"]["roc_auc"]
         out[key]["auc_drop"] = None if base is None or auc is None else round(base - auc, 4)
+    if rows and all("group" in v for _, _, v in rows):
+        y = np.array([v["label"] for _, _, v in rows])
+        groups = [v["group"] for _, _, v in rows]
+        out["same_footage_pairs"] = {name: same_footage_pairs(y, groups, np.array([v[key] for _, _, v in rows]))
+                                     for key, name in (("score", "as_is"), ("crf35", "h264_crf35"),
+                                                       ("half_res", "half_resolution"))}
     out["threshold_at_5pct_fpr"] = round_up(threshold_at_fpr(np.array([v["score"] for v in reals]), TARGET_FPR))
     # the reals the threshold was chosen on, for the card: a scan reports how many of them score as high as it
     out["out_of_fold_real_scores"] = sorted(round(float(v["score"]), 4) for v in reals)
@@ -152,6 +177,13 @@ def markdown(fig: dict) -> str:
                      fig["half_resolution"]["pooled"]))
     for m, b in fig["as_is"]["per_method"].items():
         lines.append(row(m, b, fig["h264_crf35"]["per_method"][m], fig["half_resolution"]["per_method"][m]))
+    pairs = fig.get("same_footage_pairs")
+    if pairs and pairs["as_is"]["pairs"]:
+        views = (("as_is", "as is"), ("h264_crf35", "after CRF 35"), ("half_resolution", "at half resolution"))
+        counts = ", ".join(f"{pairs[name]['fake_above_real']:g} / {pairs[name]['pairs']} {label}"
+                           for name, label in views)
+        lines += ["", f"Same-footage pairs (a fake and the real it shares footage with), fake scored above its real: "
+                      f"{counts}."]
     return "\n".join(lines) + "\n"
 
 

@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             # robustness: the same held-out crops after H.264 at CRF 35, and after a 2x downscale (about what a
             # 720p source re-encoded at 360p loses), both on top of whatever the source already had
             damaged = {"crf35": _damaged(images[idx], "crf35"), "half_res": _damaged(images[idx], "half_res")}
-            labels = {it.item: it.label for it in fold.test}
+            held_out = {it.item: it for it in fold.test}
 
             def held_out_scores() -> dict:
                 test_crops = [crops[i] for i in idx]
@@ -453,8 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                 robust = {name: video_scores(test_crops, model.predict(x.astype(np.float32), batch_size=256,
                                                                        verbose=0).reshape(-1), test_items)
                           for name, x in damaged.items()}
-                return {i: {"label": labels[i], "score": s, **{k: r[i] for k, r in robust.items()}}
-                        for i, s in scores.items()}
+                return {i: {"label": held_out[i].label, "group": held_out[i].group, "score": s,
+                            **{k: r[i] for k, r in robust.items()}} for i, s in scores.items()}
 
             entry = {"method": fold.method, "images_seen": args.fold_steps * args.batch_size,
                      "images_per_s": round(rate), "train_items": len(fold.train),

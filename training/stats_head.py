@@ -253,9 +253,9 @@ def fold_log(crops: list[dict], features: dict[str, np.ndarray], c: float, augme
         test_crops = [crops[i] for i in idx]
         per_view = {view: video_scores(test_crops, scorer(features[view][idx], None if top is None
                                                           else top[view][idx]), test_items) for view in VIEWS}
-        label_of = {it.item: it.label for it in fold.test}
-        scores = {item: {"label": label_of[item], **{view: per_view[view][item] for view in VIEWS}}
-                  for item in per_view["score"]}
+        held_out = {it.item: it for it in fold.test}
+        scores = {item: {"label": held_out[item].label, "group": held_out[item].group,
+                         **{view: per_view[view][item] for view in VIEWS}} for item in per_view["score"]}
         folds.append({"method": fold.method, "train_items": len(train_items), "train_crops": len(train),
                       "scores": scores})
     return folds
