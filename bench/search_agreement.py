@@ -2,7 +2,8 @@
 MTCNN on every sampled frame whole, eager) against the current ones (unreferenced frames not decoded, so a sample may
 be a frame or two later; whole frames only where needed, regions around followed faces between), with the shipped
 model, on labelled videos. ``--exact-frames`` decodes every frame in the current scan too, to see the face search's
-share of any change alone.
+share of any change alone; ``--refine-faces`` measures the other way of finding followed faces
+(``ScanOptions.refine_faces``).
 
     python -m bench.search_agreement --labels ../shared/data/labeled/labels.csv [--json out.json]
 
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--model", type=Path)
     p.add_argument("--exact-frames", action="store_true", help="the current scan decodes every frame too")
+    p.add_argument("--refine-faces", action="store_true",
+                   help="the current scan refines followed faces with ONet instead of window searches")
     p.add_argument("--json", type=Path, help="write every number here")
     args = p.parse_args(argv)
     files = videos(args.labels)
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     detector = load_detector(args.model)
     previous = Scanner(detector, ScanOptions(frames=args.frames, gradcam=False, full_detect_every=1, overlap=False,
                                              exact_frames=True), face_detector=FaceDetector(compiled=False))
-    current = Scanner(detector, ScanOptions(frames=args.frames, gradcam=False, exact_frames=args.exact_frames))
+    current = Scanner(detector, ScanOptions(frames=args.frames, gradcam=False, exact_frames=args.exact_frames,
+                                            refine_faces=args.refine_faces))
     rows = []
     print(f"{'video':28s} {'previous':>8s} {'current':>8s} {'change':>7s}  tracks counted (prev/cur/matched)  "
           "all tracks (prev/cur/matched)  seconds (prev/cur)")
