@@ -125,9 +125,10 @@ PROVENANCE_MAX_TEXT = 300
 #: signer of content credentials is reported as "not verified".
 TRUSTED_SIGNERS: Path | None = None
 
-#: A truncated or damaged video is judged from what decodes (with a warning) when at least this share of its sampled
-#: frames decoded; less is an error, since a verdict on a sliver of the video would mislead.
-MIN_DECODED_FRACTION = 0.5
+#: A truncated or damaged video is judged from whatever part of it decodes (a broken-off download still shows the
+#: faces it holds, and a still is judged from one frame), with a warning that says how much that was; under this share
+#: of its sampled frames the warning also says the verdict is weak, resting on a short stretch of the video.
+WEAK_DECODED_FRACTION = 0.5
 
 #: Server (``app.py serve``): address and port it listens on (this machine only unless told), where it keeps uploads,
 #: jobs and results, and the largest upload it accepts.

@@ -23,8 +23,10 @@ from .pipeline import ScanResult
 from .scoring import ModelCard
 
 SCHEMA_VERSION = 1
+#: Between a result's warnings in its summary.csv cell (their own text may hold semicolons)
+WARNING_SEPARATOR = " | "
 SUMMARY_FIELDS = ("input", "name", "verdict", "fake_probability", "threshold", "false_positive_rate_at_score", "faces",
-                  "frames_sampled", "duration_s", "resolution", "seconds", "provisional", "error",
+                  "frames_sampled", "duration_s", "resolution", "seconds", "provisional", "error", "warnings",
                   "content_credentials", "credentials_source", "credentials_validation", "credentials_signer",
                   "provenance", "metadata_ai_markers")
 
@@ -304,6 +306,8 @@ def summary_row(doc: dict) -> dict:
         "resolution": f"{info['width']}x{info['height']}" if info else None,
         "seconds": (doc.get("timing_seconds") or {}).get("total"),
         "provisional": doc["provisional"], "error": doc["error"],
+        # what weakens a verdict (a truncated video, a palette image), so a folder's summary shows it too
+        "warnings": WARNING_SEPARATOR.join(doc.get("warnings") or []) or None,
         **_provenance_columns(doc.get("provenance")),
     }
 
@@ -329,13 +333,25 @@ def _credentials_cell(row: dict) -> str:
     return f"{row.get('credentials_source') or 'present'} ({row.get('credentials_validation')})"
 
 
+def _note(row: dict, width: int = 70) -> str:
+    """The terminal table's note: the error, or else what weakens the verdict (the first warning, and how many more)."""
+    if row.get("error"):
+        return row["error"][:width]
+    warnings = [w for w in (row.get("warnings") or "").split(WARNING_SEPARATOR) if w]
+    if not warnings:
+        return ""
+    more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+    text = f"warning: {warnings[0]}"
+    return text[:width - len(more)] + more
+
+
 def format_table(rows: list[dict]) -> str:
     """A plain-text table for the terminal."""
     # reals_as_high: the share of the card's reference reals scoring at least as high (false_positive_rate_at_score)
     headers = ("name", "verdict", "fake_prob", "reals_as_high", "faces", "credentials", "note")
     lines = [[r["name"], r["verdict"], "" if r["fake_probability"] is None else f"{r['fake_probability']:.3f}",
               "" if r.get("false_positive_rate_at_score") is None else f"{r['false_positive_rate_at_score']:.0%}",
-              str(r["faces"]), _credentials_cell(r), (r["error"] or "")[:70]] for r in rows]
+              str(r["faces"]), _credentials_cell(r), _note(r)] for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]

@@ -30,7 +30,7 @@ try:
 except ImportError:  # Windows: pipes keep their size
     fcntl = None  # type: ignore[assignment]
 
-from .config import FRAMES_PER_VIDEO, MAX_PIXELS, MIN_DECODED_FRACTION, REFERENCE_DECODE_MIN_STEP
+from .config import FRAMES_PER_VIDEO, MAX_PIXELS, REFERENCE_DECODE_MIN_STEP, WEAK_DECODED_FRACTION
 from .errors import InputError
 from .inputs import missing_reason, not_regular_reason
 
@@ -524,8 +524,9 @@ def _read_exact(pipe, size: int) -> bytes | None:
 
 
 def check_complete(info: VideoInfo, requested: int, decoded: int, last_time: float) -> list[str]:
-    """Judge a cut-short or damaged video from what decodes, with a warning that says how much that was; refuse it
-    only when too little decodes to judge (under ``MIN_DECODED_FRACTION`` of the sampled frames).
+    """Warnings for a cut-short or damaged video, which is judged from the part that decodes: how much that was, and
+    under ``WEAK_DECODED_FRACTION`` of the sampled frames that the verdict is weak. (A file of which nothing decodes
+    never gets here: :func:`iter_frames` raises.)
 
     A truncated mp4 can probe as full length and simply yield fewer frames without any ffmpeg error, so the decoded
     count is compared with the requested one.
@@ -534,12 +535,11 @@ def check_complete(info: VideoInfo, requested: int, decoded: int, last_time: flo
     if missing <= 0:
         return []
     where = f"the stream ends near {last_time:.1f} s of {info.duration:.1f} s"
-    if decoded < MIN_DECODED_FRACTION * requested:
-        raise InputError(f"{info.path}: truncated or corrupt video: decoded {decoded} of {requested} sampled frames "
-                         f"({where}), too little to judge")
     if missing == 1:  # a cut in the last sampling interval and a header that counts one frame too many look alike
         return [f"the last sampled frame could not be decoded ({where}): the file ends early or its header counts "
                 "one frame too many"]
     share = round(100 * decoded / requested)
+    weak = (": a weak verdict, from a short stretch of the video" if decoded < WEAK_DECODED_FRACTION * requested
+            else "")
     return [f"truncated or damaged video: only {decoded} of {requested} sampled frames decoded ({share} %; {where}); "
-            "the verdict judges only the part that decodes"]
+            f"the verdict judges only the part that decodes{weak}"]

@@ -14,8 +14,8 @@ import pytest
 from detector.faces import KEYPOINT_NAMES, Detection, FaceTrack, Observation
 from detector.scoring import ModelCard
 from detector.pipeline import Explanation, ScanResult
-from detector.report import (SCHEMA_VERSION, SUMMARY_FIELDS, format_table, result_to_dict, summary_row,
-                             write_result, write_summary)
+from detector.report import (SCHEMA_VERSION, SUMMARY_FIELDS, WARNING_SEPARATOR, format_table, result_to_dict,
+                             summary_row, write_result, write_summary)
 from detector.video import VideoInfo
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -158,6 +158,8 @@ def test_summary_csv_has_one_row_per_input(tmp_path: Path) -> None:
                                                                                           "640x360")
     assert good["fake_probability"] == "0.85" and good["provisional"] == "True" and good["error"] == ""
     assert bad["fake_probability"] == "" and bad["resolution"] == "" and "Invalid data" in bad["error"]
+    assert good["warnings"] == "the model is untrained: <provisional> & carries no information"  # what weakens it
+    assert bad["warnings"] == ""
 
 
 def test_table_lists_every_input() -> None:
@@ -171,3 +173,18 @@ def test_table_lists_every_input() -> None:
     assert lines[3].split()[1:3] == ["error", "0"]  # no probability, no rate for a failed input
     assert len(lines[3][lines[0].index("note"):].strip()) == 70  # long messages are cut
     assert len(format_table([]).splitlines()) == 2
+
+
+def test_table_note_shows_what_weakens_a_verdict() -> None:
+    """A judged input's note is its first warning (whose own text may hold a semicolon) and how many more there
+    are, cut to the column; an error still comes first."""
+    result = make_result()
+    result.warnings = ["truncated or damaged video: only 13 of 32 sampled frames decoded (41 %; the stream ends near "
+                       "3.9 s of 10.0 s); the verdict judges only the part that decodes", "palette-quantized"]
+    row = summary_row(result_to_dict(result, ModelCard()))
+    assert row["warnings"].split(WARNING_SEPARATOR) == result.warnings
+    lines = format_table([row, summary_row(result_to_dict(error_result(), ModelCard()))]).splitlines()
+    note = lines[2][lines[0].index("note"):].strip()
+    assert note.startswith("warning: truncated or damaged video: only 13 of 32") and note.endswith("(+1 more)")
+    assert len(note) <= 70
+    assert "Invalid data" in lines[3] and "warning" not in lines[3]
