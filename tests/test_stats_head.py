@@ -164,6 +164,24 @@ def test_every_pool_fake_must_belong_to_a_kind() -> None:
         stats_head.kind_of(crops + [{"role": "pool", "label": 1, "method": "new-method"}])
 
 
+def test_other_reals_are_scored_per_source_at_the_threshold() -> None:
+    """The pack's non-pool reals, one video score per item (the mean of its crops, as the scanner pools a track),
+    grouped by real_videos source or dataset: the share at or above the threshold and the mean; pool crops do not
+    count."""
+    crops = [{"role": "real", "dataset": "videos", "item": "studio1", "group": "hdtf:studio1", "track": 0},
+             {"role": "real", "dataset": "videos", "item": "studio1", "group": "hdtf:studio1", "track": 0},
+             {"role": "real", "dataset": "videos", "item": "studio2", "group": "hdtf:studio2", "track": 0},
+             {"role": "real", "dataset": "lfw", "item": "still", "group": "still", "track": 0},
+             {"role": "pool", "dataset": "pool", "item": "fake", "group": "fake", "track": 0}]
+    for c in crops:
+        c["counted"] = True
+    figures = stats_head.other_real_figures(crops, np.array([0.9, 0.7, 0.3, 0.1, 0.99]), threshold=0.85)
+    assert figures == {"hdtf": {"items": 2, "at_or_above_threshold": 0.0, "mean_score": 0.55},
+                       "lfw": {"items": 1, "at_or_above_threshold": 0.0, "mean_score": 0.1}}
+    assert stats_head.other_real_figures(crops, np.array([0.9, 0.9, 0.3, 0.1, 0.99]), 0.8)["hdtf"][
+        "at_or_above_threshold"] == 0.5
+
+
 def test_init_weights_are_loaded_into_the_init_model_first(tmp_path: Path) -> None:
     """A recipe run saves weights only: with ``init_weights`` the backbone and kept head are those weights, not
     the ``init`` model's own."""
@@ -310,6 +328,7 @@ def test_stats_head_runs_leave_one_method_out_and_exports(pack: Path, tmp_path: 
     summary = json.loads((run / "summary.json").read_text())
     reals = [v["score"] for f in log["folds"] for v in f["scores"].values() if v["label"] == 0]
     assert summary["mode"] == "stats_head" and summary["images_seen"] == 6000
+    assert set(summary["stats_head"]["other_reals"]) == {"real"}  # the pack's one non-pool real source
     assert summary["threshold"] >= np.quantile(reals, 0.95) - 1e-9
     assert (run / "lomo.md").read_text().startswith("| held out")
     assert "fake scored above its real" in (run / "lomo.md").read_text()
