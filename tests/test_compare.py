@@ -113,3 +113,17 @@ def test_same_footage_pairs_are_compared_when_both_logs_have_groups(tmp_path: Pa
     assert pairs["only_b"] == 10 - pairs["a"] > 0
     plain = load_run(_write_run(tmp_path / "c", "stats_log.json", 0.0))
     assert plain.groups is None and "same_footage_pairs" not in compare(plain, plain, n_bootstrap=50)
+
+
+def test_main_shows_both_runs_other_reals_when_their_summaries_have_them(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    a = _write_run(tmp_path / "a", "stats_log.json", 0.0)
+    b = _write_run(tmp_path / "b", "stats_log.json", 0.2)
+    figures = {"hdtf": {"items": 6, "at_or_above_threshold": 0.1667, "mean_score": 0.66}}
+    (a / "summary.json").write_text(json.dumps({"stats_head": {"other_reals": {"hdtf": {
+        "items": 6, "at_or_above_threshold": 0.0, "mean_score": 0.52}}}}))
+    assert main([str(a), str(b), "--bootstrap", "20"]) == 0
+    assert "other reals" not in capsys.readouterr().out  # B has no summary
+    (b / "summary.json").write_text(json.dumps({"stats_head": {"other_reals": figures}}))
+    assert main([str(a), str(b), "--bootstrap", "20"]) == 0
+    assert "A hdtf 0.52 (0/6); B hdtf 0.66 (1/6)" in capsys.readouterr().out

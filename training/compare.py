@@ -15,7 +15,8 @@ resolution. Both runs must have scored exactly the same videos with the same lab
 seed); a run on other videos is refused. Per method, a method's fakes stand against every out-of-fold real, as in
 :mod:`training.lomo_report`. When both logs record each video's group, the same-footage pairs are counted too (a fake
 above the real it shares footage with, for each run, and the pairs only one of the two orders rightly): the one
-figure here that what the footage shows cannot move.
+figure here that what the footage shows cannot move. When both runs' ``summary.json`` holds ``training.stats_head``'s
+figures on the pack's other reals (footage no statistics head is fitted on), they are printed side by side.
 """
 
 from __future__ import annotations
@@ -136,6 +137,16 @@ def pair_comparison(labels: np.ndarray, groups: list[str], a: np.ndarray, b: np.
             "only_b": len(right_b - right_a), "only_a": len(right_a - right_b)}
 
 
+def other_reals(run: Path) -> dict | None:
+    """The run's figures on the pack's other reals (``training.stats_head`` writes them into ``summary.json``), or
+    None for a run without them."""
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (summary.get("stats_head") or {}).get("other_reals") or None
+
+
 def markdown(result: dict, name_a: str, name_b: str) -> str:
     """The as-is view's table (pooled first, then per method) and one line for each damaged view."""
     lines = [f"B = {name_b} against A = {name_a}, on the same {result['videos']} out-of-fold videos "
@@ -160,6 +171,14 @@ def markdown(result: dict, name_a: str, name_b: str) -> str:
         lines.append("- same-footage pairs, fake above its real: " + "; ".join(
             f"{label} A {d['a']:g}, B {d['b']:g} of {d['pairs']} (only B right {d['only_b']}, only A right "
             f"{d['only_a']})" for label, d in (("as is", pairs["as_is"]), ("after CRF 35", pairs["h264_crf35"]))))
+    others = result.get("other_reals")
+    if others:
+        def line(figures: dict) -> str:
+            return ", ".join(f"{source} {f['mean_score']:.2f} ({round(f['at_or_above_threshold'] * f['items'])}/"
+                             f"{f['items']})" for source, f in figures.items())
+
+        lines.append("- the pack's other reals, mean score per source (items at or above the run's threshold): "
+                     f"A {line(others['a'])}; B {line(others['b'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -178,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    others = {name: other_reals(path) for name, path in (("a", args.run_a), ("b", args.run_b))}
+    if all(others.values()):
+        result["other_reals"] = others
     print(markdown(result, str(args.run_a), str(args.run_b)), end="")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
