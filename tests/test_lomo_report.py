@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from training.lomo_report import (footage_pairs, lomo_figures, markdown, mix_markdown, mix_table, mixed,
-                                  recipe_command, round_up, same_footage_pairs, threshold_at_fpr, tpr_at_fpr)
+                                  recipe_command, reencoded_figures, round_up, same_footage_pairs, threshold_at_fpr,
+                                  tpr_at_fpr)
 
 
 def test_threshold_at_fpr_calls_at_most_that_share_of_reals_fake() -> None:
@@ -147,3 +148,26 @@ def test_lomo_figures_count_same_footage_pairs_only_when_the_log_has_groups() ->
         del v["group"]
     fig = lomo_figures({"folds": [{"method": "swap", "scores": scores}]}, n_bootstrap=0)
     assert "same_footage_pairs" not in fig and "Same-footage" not in markdown(fig)
+
+
+def test_reencoded_videos_are_compared_with_the_same_videos_as_they_are() -> None:
+    """Four reals and two fakes per method; re-encoding lowers one swap fake below every real. The drop is taken
+    against exactly the videos that have a re-encoded score (one real without a face again drops out of both)."""
+    def video(label: int, score: float, reencoded: float | None) -> dict:
+        v = {"label": label, "score": score, "crf35": score, "half_res": score}
+        return v if reencoded is None else {**v, "video_crf35": reencoded}
+
+    swap = {"r1": video(0, 0.1, 0.2), "r2": video(0, 0.2, 0.3), "f1": video(1, 0.8, 0.05), "f2": video(1, 0.9, 0.9)}
+    talk = {"r3": video(0, 0.3, 0.25), "r4": video(0, 0.95, None), "f3": video(1, 0.7, 0.7), "f4": video(1, 0.6, 0.6)}
+    fig = lomo_figures({"folds": [{"method": "swap", "scores": swap}, {"method": "talk", "scores": talk}]},
+                       n_bootstrap=0)
+    video_fig = fig["h264_crf35_video"]
+    assert video_fig["pooled"]["reals"] == 3 and video_fig["as_is_same_videos"] == 1.0  # r4 (0.95) is left out
+    assert video_fig["pooled"]["roc_auc"] == pytest.approx(9 / 12) and video_fig["auc_drop"] == pytest.approx(0.25)
+    assert video_fig["per_method"]["swap"]["roc_auc"] == pytest.approx(0.5)
+    assert video_fig["per_method"]["talk"]["roc_auc"] == 1.0
+    assert "Videos re-encoded whole at H.264 CRF 35 (4 fakes, 3 reals" in markdown(fig)
+    assert reencoded_figures([("swap", swap["r1"]), ("swap", swap["f2"])], 0)["auc_drop"] == 0.0
+    for v in (*swap.values(), *talk.values()):
+        v.pop("video_crf35", None)
+    assert "h264_crf35_video" not in lomo_figures({"folds": [{"method": "swap", "scores": swap}]}, n_bootstrap=0)

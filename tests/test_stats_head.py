@@ -182,6 +182,29 @@ def test_other_reals_are_scored_per_source_at_the_threshold() -> None:
         "at_or_above_threshold"] == 0.5
 
 
+def test_each_fold_also_scores_its_videos_re_encoded_copies(pack: Path) -> None:
+    """A re-encoded pool keeps each file's name at another path (another digest): its crops meet their originals,
+    are scored by the head of the fold that held the original out, and, as identical copies, score exactly alike.
+    A video whose copy shows no face gets no re-encoded score."""
+    from training.recipe import load_pack
+
+    crops, _ = load_pack(pack)
+    rng = np.random.default_rng(0)
+    features = {view: rng.normal(size=(len(crops), 6)) for view in stats_head.VIEWS}
+    copies = [{**c, "item": f"{c['item']}_0123abcd"} for c in crops if c["item"] != "talk_fake"]
+    kept = [i for i, c in enumerate(crops) if c["item"] != "talk_fake"]
+    reencoded = stats_head.Reencoded(copies, features["score"][kept], None)
+    folds = stats_head.fold_log(crops, features, 0.1, reencoded=reencoded)
+    plain = stats_head.fold_log(crops, features, 0.1)
+    for fold, same in zip(folds, plain):
+        for item, v in fold["scores"].items():
+            if item == "talk_fake":
+                assert stats_head.REENCODED_VIEW not in v
+            else:
+                assert v[stats_head.REENCODED_VIEW] == pytest.approx(same["scores"][item]["score"])
+    assert stats_head.source_name("clip_name_0123abcd") == "clip_name" == stats_head.source_name("clip_name")
+
+
 def test_init_weights_are_loaded_into_the_init_model_first(tmp_path: Path) -> None:
     """A recipe run saves weights only: with ``init_weights`` the backbone and kept head are those weights, not
     the ``init`` model's own."""

@@ -10,6 +10,8 @@ Reads ``recipe_log.json`` (each fold's out-of-fold video scores) and writes ``lo
 - fakes caught at 5 % and 10 % false positives on those reals;
 - the same after H.264 at CRF 35 and after halving the resolution, and the AUC drop;
 - the threshold: the score at which 5 % of the out-of-fold reals are called fake (never tuned on a reported set);
+- with a re-encoded copy of the pool scored by each fold (``training.stats_head --reencoded-pack``): the held-out
+  videos re-encoded whole at CRF 35, as re-sharing damages them, against the same videos as they are;
 - same-footage pairs (a log that records each video's group): how often a fake scores above the real it shares
   footage with (the DeepFaceLive halves, MegActor's drivers). Across videos, a score can rank a fake high for what
   the footage shows; within a pair only the face differs, so this count cannot be won by content.
@@ -84,6 +86,24 @@ def same_footage_pairs(labels: np.ndarray, groups: list[str], scores: np.ndarray
     return {"pairs": len(pairs), "fake_above_real": above}
 
 
+def reencoded_figures(rows: list[tuple[str, dict]], n_bootstrap: int = 2000) -> dict:
+    """Figures for the held-out videos re-encoded whole (``training.stats_head --reencoded-pack``), with the as-is
+    AUC of exactly those videos beside it, so the drop compares like with like (a copy in which no face is found
+    again drops out of both). ``rows``: each video's fold method and scores."""
+    y = np.array([v["label"] for _, v in rows])
+    s = np.array([v["video_crf35"] for _, v in rows], np.float64)
+    as_is = _auc(y, np.array([v["score"] for _, v in rows], np.float64))
+    out = {"pooled": block(y, s, n_bootstrap), "as_is_same_videos": None if as_is is None else round(as_is, 4),
+           "per_method": {}}
+    reals = y == 0
+    for method in sorted({m for m, v in rows if v["label"] == 1}):
+        keep = reals | np.array([m == method and v["label"] == 1 for m, v in rows])
+        out["per_method"][method] = block(y[keep], s[keep], 0)
+    auc = out["pooled"]["roc_auc"]
+    out["auc_drop"] = None if as_is is None or auc is None else round(as_is - auc, 4)
+    return out
+
+
 def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
     """Figures for the as-is scores (with bootstrap intervals) and the damaged copies (point estimates)."""
     rows = [(fold["method"], item, v) for fold in log["folds"] for item, v in fold["scores"].items()]
@@ -105,6 +125,9 @@ def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
     for key in ("h264_crf35", "half_resolution"):
         auc = out[key]["pooled"]["roc_auc"]
         out[key]["auc_drop"] = None if base is None or auc is None else round(base - auc, 4)
+    reencoded = [(m, v) for m, _, v in rows if "video_crf35" in v]
+    if reencoded:
+        out["h264_crf35_video"] = reencoded_figures(reencoded, n_bootstrap)
     if rows and all("group" in v for _, _, v in rows):
         y = np.array([v["label"] for _, _, v in rows])
         groups = [v["group"] for _, _, v in rows]
@@ -177,6 +200,16 @@ def markdown(fig: dict) -> str:
                      fig["half_resolution"]["pooled"]))
     for m, b in fig["as_is"]["per_method"].items():
         lines.append(row(m, b, fig["h264_crf35"]["per_method"][m], fig["half_resolution"]["per_method"][m]))
+    video = fig.get("h264_crf35_video")
+    if video:
+        b = video["pooled"]
+        ci = f" [{b['roc_auc_ci'][0]:.2f}, {b['roc_auc_ci'][1]:.2f}]" if b["roc_auc_ci"] else ""
+        methods = ", ".join(f"{m} {f['roc_auc']:.2f}" for m, f in video["per_method"].items()
+                            if f["roc_auc"] is not None)
+        lines += ["", f"Videos re-encoded whole at H.264 CRF 35 ({b['fakes']} fakes, {b['reals']} reals with a face "
+                      f"found again): pooled ROC-AUC {b['roc_auc']:.2f}{ci}, against {video['as_is_same_videos']:.2f} "
+                      f"as they are (drop {video['auc_drop']:+.2f}); {b['tpr_at_5pct_fpr']:.0%} / "
+                      f"{b['tpr_at_10pct_fpr']:.0%} caught at 5 % / 10 % FP; {methods}."]
     pairs = fig.get("same_footage_pairs")
     if pairs and pairs["as_is"]["pairs"]:
         views = (("as_is", "as is"), ("h264_crf35", "after CRF 35"), ("half_resolution", "at half resolution"))

@@ -49,8 +49,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -77,6 +79,25 @@ FAKE_KINDS = {"face swap": ("deepfacelive", "deep-live-cam(inswapper)"),
 #: A kind with fewer fake training crops than this gets no head of its own in that fit (a fold that holds out
 #: almost all of it); the other kinds' heads still score it.
 MIN_KIND_CROPS = 8
+#: The view ``--reencoded-pack`` adds to the fold log: each held-out video re-encoded whole at H.264 CRF 35
+#: (``training.degrade``) and its faces found again, as a re-shared copy would be scanned.
+REENCODED_VIEW = "video_crf35"
+
+
+@dataclass
+class Reencoded:
+    """The pool's videos re-encoded whole, prepared and packed as the pool was: their crops, the crops' statistics
+    features and the kept head's logits (None without one). Items meet their originals by :func:`source_name`."""
+
+    crops: list[dict]
+    features: np.ndarray
+    top: np.ndarray | None
+
+
+def source_name(item: str) -> str:
+    """An item's file name without the digest of its path that ``training.prepare`` appends: a re-encoded copy keeps
+    the name and lives at another path, so this is what it shares with its original."""
+    return re.sub(r"_[0-9a-f]{8}$", "", item)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -240,11 +261,12 @@ def fit_scorer(features: dict[str, np.ndarray], top: dict[str, np.ndarray] | Non
 
 def fold_log(crops: list[dict], features: dict[str, np.ndarray], c: float, augmented: list[np.ndarray] = (),
              top: dict[str, np.ndarray] | None = None, only: str | None = None,
-             per_kind: bool = False) -> list[dict]:
+             per_kind: bool = False, reencoded: Reencoded | None = None) -> list[dict]:
     """Leave-one-method-out folds in ``training.recipe``'s log form: each held-out video's score as it is, after
     CRF 35 and at half resolution, from a head that never saw its method or its group. ``only``: that method's
     fold alone (its features then come from a backbone that never saw it either: :func:`fold_run_log`).
-    ``per_kind``: one head per kind of fake (:func:`fit_scorer`)."""
+    ``per_kind``: one head per kind of fake (:func:`fit_scorer`). ``reencoded``: the same fold's head also scores
+    each held-out video's re-encoded copy (:data:`REENCODED_VIEW`; a video whose copy shows no face has none)."""
     kinds = kind_of(crops) if per_kind else None
     labels = np.array([int(x["label"]) for x in crops])
     folds = []
@@ -262,9 +284,24 @@ def fold_log(crops: list[dict], features: dict[str, np.ndarray], c: float, augme
         held_out = {it.item: it for it in fold.test}
         scores = {item: {"label": held_out[item].label, "group": held_out[item].group,
                          **{view: per_view[view][item] for view in VIEWS}} for item in per_view["score"]}
+        if reencoded is not None:
+            for item, score in reencoded_scores(reencoded, scorer, test_items).items():
+                if item in scores:
+                    scores[item][REENCODED_VIEW] = score
         folds.append({"method": fold.method, "train_items": len(train_items), "train_crops": len(train),
                       "scores": scores})
     return folds
+
+
+def reencoded_scores(reencoded: Reencoded, scorer: Callable, items: set[str]) -> dict[str, float]:
+    """Video scores, by the scanner's rule, of the re-encoded copies of ``items`` (keyed by the original item)."""
+    original = {source_name(item): item for item in items}
+    idx = [i for i, x in enumerate(reencoded.crops) if x["role"] == "pool" and source_name(x["item"]) in original]
+    if not idx:
+        return {}
+    crop_scores = scorer(reencoded.features[idx], None if reencoded.top is None else reencoded.top[idx])
+    videos = video_scores([reencoded.crops[i] for i in idx], crop_scores, {reencoded.crops[i]["item"] for i in idx})
+    return {original[source_name(item)]: score for item, score in videos.items()}
 
 
 def other_real_figures(crops: list[dict], scores: np.ndarray, threshold: float) -> dict:
@@ -283,6 +320,13 @@ def other_real_figures(crops: list[dict], scores: np.ndarray, threshold: float) 
     return out
 
 
+def crop_features(extract, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Statistics features of crops (and the kept head's logits, or None) from a :func:`feature_model`."""
+    out = extract.predict(images.astype(np.float32), batch_size=64, verbose=0)
+    out = out if isinstance(out, (list, tuple)) else [out]
+    return out[0].astype(np.float64), (out[1].reshape(-1).astype(np.float64) if len(out) > 1 else None)
+
+
 def pack_features(model, images: np.ndarray, rows: np.ndarray, augment: int, seed: int
                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, list[np.ndarray]]:
     """The statistics features of every crop (and the kept head's logits, or None without one), of the crops
@@ -291,9 +335,7 @@ def pack_features(model, images: np.ndarray, rows: np.ndarray, augment: int, see
     extract = feature_model(model)
 
     def features_of(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        out = extract.predict(batch.astype(np.float32), batch_size=64, verbose=0)
-        out = out if isinstance(out, (list, tuple)) else [out]
-        return out[0].astype(np.float64), (out[1].reshape(-1).astype(np.float64) if len(out) > 1 else None)
+        return crop_features(extract, batch)
 
     features, top = {}, {}
     features["score"], top["score"] = features_of(images)
@@ -384,9 +426,14 @@ def main(argv: list[str] | None = None) -> int:
                         "scored on the backbone that fold trained, so the pool's fakes may train the backbone too; "
                         "the final head is on --init (with --init-weights, e.g. that run's final.weights.h5)")
     p.add_argument("--init-description", default="", help="what the --init model is, for the card")
+    p.add_argument("--reencoded-pack", type=Path,
+                   help="the pool's videos re-encoded whole (training.degrade), prepared and packed as the pool was: "
+                        "each fold's head also scores the held-out videos' re-encoded copies")
     args = p.parse_args(argv)
     if args.per_kind and not args.keep_top:
         p.error("--per-kind needs --keep-top (the kinds' heads feed the output unit beside the kept head)")
+    if args.reencoded_pack and args.fold_run:
+        p.error("--reencoded-pack needs the one backbone of --init (not per-fold backbones of --fold-run)")
     t0 = time.time()
     try:
         crops, images = load_pack(args.pack)
@@ -398,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.pack}: no kind of fake has {MIN_KIND_CROPS} pool crops for a head")
         model = stats_model(args.init, args.backbone, taps, args.keep_top, args.init_weights, len(headed) or 1)
         fold_weights = fold_run_weights(args.fold_run, crops) if args.fold_run else None
+        reencoded_pack = load_pack(args.reencoded_pack) if args.reencoded_pack else None
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -408,7 +456,11 @@ def main(argv: list[str] | None = None) -> int:
                              lambda path: stats_model(args.init, args.backbone, taps, args.keep_top, [path]),
                              args.C, args.augment, args.seed, args.per_kind)
     else:
-        folds = fold_log(crops, features, args.C, augmented, top, per_kind=args.per_kind)
+        reencoded = None
+        if reencoded_pack is not None:
+            print(f"features of the {len(reencoded_pack[0])} re-encoded crops ...", flush=True)
+            reencoded = Reencoded(reencoded_pack[0], *crop_features(feature_model(model), reencoded_pack[1]))
+        folds = fold_log(crops, features, args.C, augmented, top, per_kind=args.per_kind, reencoded=reencoded)
     labels = np.array([int(x["label"]) for x in crops])
     final = fit_scorer(features, top, augmented, labels, rows.tolist(), args.C, kinds)
     set_heads(model, final)
@@ -420,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"pack": str(args.pack), "init": str(args.init), "init_weights": init_weights,
                 "backbone": args.backbone, "taps": list(model.taps),
                 "keep_top": args.keep_top, "C": args.C, "augment": args.augment, "seed": args.seed,
-                "fold_run": str(args.fold_run) if args.fold_run else "", "per_kind": args.per_kind}
+                "fold_run": str(args.fold_run) if args.fold_run else "", "per_kind": args.per_kind,
+                "reencoded_pack": str(args.reencoded_pack) if args.reencoded_pack else ""}
     log = {"settings": settings, "folds": folds, "final": {"train_crops": len(rows), "eval": evaluation}}
     (args.out / "stats_log.json").write_text(json.dumps(config.project_relative(log), indent=2) + "\n")
     fig = lomo_figures(log)
@@ -433,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
                f"--augment {args.augment} --seed {args.seed}" + (" --keep-top" if args.keep_top else "")
                + (" --per-kind" if args.per_kind else "")
                + (f" --taps {args.taps}" if args.taps else "")
-               + (f" --fold-run {args.fold_run}" if args.fold_run else ""))
+               + (f" --fold-run {args.fold_run}" if args.fold_run else "")
+               + (f" --reencoded-pack {args.reencoded_pack}" if args.reencoded_pack else ""))
     summary = {
         "backbone": args.backbone, "weights": args.init_description or str(args.init), "mode": "stats_head",
         "image_size": model.image_size, "seed": args.seed, "images_seen": args.prior_images,
