@@ -127,3 +127,26 @@ def test_main_shows_both_runs_other_reals_when_their_summaries_have_them(tmp_pat
     (b / "summary.json").write_text(json.dumps({"stats_head": {"other_reals": figures}}))
     assert main([str(a), str(b), "--bootstrap", "20"]) == 0
     assert "A hdtf 0.52 (0/6); B hdtf 0.66 (1/6)" in capsys.readouterr().out
+
+
+def test_the_whole_video_view_is_compared_when_both_runs_scored_every_video(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    def with_view(folder: Path, shift: float, skip: str | None = None) -> Path:
+        log = json.loads((folder / "stats_log.json").read_text())
+        for fold in log["folds"]:
+            for item, v in fold["scores"].items():
+                if item != skip:
+                    v["video_crf35"] = min(1.0, v["score"] + (shift if v["label"] == 1 else 0.0))
+        (folder / "stats_log.json").write_text(json.dumps(log))
+        return folder
+
+    a = with_view(_write_run(tmp_path / "a", "stats_log.json", 0.0), 0.0)
+    b = with_view(_write_run(tmp_path / "b", "stats_log.json", 0.0), 0.4)
+    result = compare(load_run(a), load_run(b), n_bootstrap=200)
+    video = result["h264_crf35_video"]["pooled"]
+    assert video["difference"] > 0.05 and video["ci90"][0] > 0  # B's re-encoded fakes stand out, A's do not
+    assert result["as_is"]["pooled"]["difference"] == 0
+    assert main([str(a), str(b), "--bootstrap", "50"]) == 0
+    assert "h264_crf35_video (the videos re-encoded whole)" in capsys.readouterr().out
+    partial = with_view(_write_run(tmp_path / "c", "stats_log.json", 0.0), 0.4, skip="swap_fake0")
+    assert "h264_crf35_video" not in compare(load_run(a), load_run(partial), n_bootstrap=20)

@@ -16,7 +16,8 @@ seed); a run on other videos is refused. Per method, a method's fakes stand agai
 :mod:`training.lomo_report`. When both logs record each video's group, the same-footage pairs are counted too (a fake
 above the real it shares footage with, for each run, and the pairs only one of the two orders rightly): the one
 figure here that what the footage shows cannot move. When both runs' ``summary.json`` holds ``training.stats_head``'s
-figures on the pack's other reals (footage no statistics head is fitted on), they are printed side by side.
+figures on the pack's other reals (footage no statistics head is fitted on), they are printed side by side; when
+both logs score every video re-encoded whole (``--reencoded-pack``), that view gets its paired intervals too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from training.lomo_report import _auc, footage_pairs, same_footage_pairs
 
 #: The views a fold log scores every held-out video in, and the names lomo_report gives them.
 VIEWS = {"score": "as_is", "crf35": "h264_crf35", "half_res": "half_resolution"}
+#: A view only some logs have (``training.stats_head --reencoded-pack``: the videos re-encoded whole), compared with
+#: intervals like the as-is one when both runs scored it for every video.
+OPTIONAL_VIEWS = {"video_crf35": "h264_crf35_video"}
 #: Log files a run folder may hold, in the order they are looked for.
 LOG_NAMES = ("recipe_log.json", "stats_log.json")
 
@@ -66,7 +70,9 @@ def load_run(path: Path) -> RunScores:
         items = sorted(rows)
         run = RunScores(items=items, labels=np.array([int(rows[i][1]["label"]) for i in items], dtype=np.int64),
                         methods=[rows[i][0] for i in items],
-                        scores={view: np.array([float(rows[i][1][view]) for i in items]) for view in VIEWS},
+                        scores={**{view: np.array([float(rows[i][1][view]) for i in items]) for view in VIEWS},
+                                **{view: np.array([float(rows[i][1][view]) for i in items]) for view in OPTIONAL_VIEWS
+                                   if all(view in rows[i][1] for i in items)}},
                         groups=[rows[i][1]["group"] for i in items] if all("group" in rows[i][1] for i in items)
                         else None)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -120,6 +126,9 @@ def compare(a: RunScores, b: RunScores, n_bootstrap: int = 2000) -> dict:
             section["per_method"][method] = paired_difference(a.labels[keep], a.scores[view][keep],
                                                               b.scores[view][keep], n)
         out[name] = section
+    for view, name in OPTIONAL_VIEWS.items():
+        if view in a.scores and view in b.scores:
+            out[name] = {"pooled": paired_difference(a.labels, a.scores[view], b.scores[view], n_bootstrap)}
     if a.groups is not None and a.groups == b.groups:
         out["same_footage_pairs"] = {name: pair_comparison(a.labels, a.groups, a.scores[view], b.scores[view])
                                      for view, name in VIEWS.items()}
@@ -166,6 +175,13 @@ def markdown(result: dict, name_a: str, name_b: str) -> str:
     for name in ("h264_crf35", "half_resolution"):
         d = result[name]["pooled"]
         lines.append(f"- {name}: A {d['auc_a']:.4f}, B {d['auc_b']:.4f}, B - A {d['difference']:+.4f}")
+    for name in OPTIONAL_VIEWS.values():
+        if name in result:
+            d = result[name]["pooled"]
+            intervals = (f", 95% [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}], 90% [{d['ci90'][0]:+.4f}, "
+                         f"{d['ci90'][1]:+.4f}]" if "ci95" in d else "")
+            lines.append(f"- {name} (the videos re-encoded whole): A {d['auc_a']:.4f}, B {d['auc_b']:.4f}, B - A "
+                         f"{d['difference']:+.4f}{intervals}")
     pairs = result.get("same_footage_pairs")
     if pairs and pairs["as_is"]["pairs"]:
         lines.append("- same-footage pairs, fake above its real: " + "; ".join(
