@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from detector.metrics import bootstrap_values, percentile_interval
-from training.lomo_report import _auc, footage_pairs, same_footage_pairs
+from training.lomo_report import REENCODED_VIEW, _auc, footage_pairs, same_footage_pairs
 
 #: The views a fold log scores every held-out video in, and the names lomo_report gives them.
 VIEWS = {"score": "as_is", "crf35": "h264_crf35", "half_res": "half_resolution"}
 #: A view only some logs have (``training.stats_head --reencoded-pack``: the videos re-encoded whole), compared with
 #: intervals like the as-is one when both runs scored it for every video.
-OPTIONAL_VIEWS = {"video_crf35": "h264_crf35_video"}
+OPTIONAL_VIEWS = {REENCODED_VIEW: "h264_crf35_video"}
 #: Log files a run folder may hold, in the order they are looked for.
 LOG_NAMES = ("recipe_log.json", "stats_log.json")
 

@@ -36,6 +36,9 @@ from detector.metrics import bootstrap_ci
 
 #: False-positive rate on out-of-fold reals at which the shipped threshold is set.
 TARGET_FPR = 0.05
+#: The view of a fold log made with a re-encoded copy of the pool (``training.stats_head --reencoded-pack``): each
+#: held-out video re-encoded whole at H.264 CRF 35 (``training.degrade``) and its faces found again.
+REENCODED_VIEW = "video_crf35"
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
@@ -91,7 +94,7 @@ def reencoded_figures(rows: list[tuple[str, dict]], n_bootstrap: int = 2000) -> 
     AUC of exactly those videos beside it, so the drop compares like with like (a copy in which no face is found
     again drops out of both). ``rows``: each video's fold method and scores."""
     y = np.array([v["label"] for _, v in rows])
-    s = np.array([v["video_crf35"] for _, v in rows], np.float64)
+    s = np.array([v[REENCODED_VIEW] for _, v in rows], np.float64)
     as_is = _auc(y, np.array([v["score"] for _, v in rows], np.float64))
     out = {"pooled": block(y, s, n_bootstrap), "as_is_same_videos": None if as_is is None else round(as_is, 4),
            "per_method": {}}
@@ -125,7 +128,7 @@ def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
     for key in ("h264_crf35", "half_resolution"):
         auc = out[key]["pooled"]["roc_auc"]
         out[key]["auc_drop"] = None if base is None or auc is None else round(base - auc, 4)
-    reencoded = [(m, v) for m, _, v in rows if "video_crf35" in v]
+    reencoded = [(m, v) for m, _, v in rows if REENCODED_VIEW in v]
     if reencoded:
         out["h264_crf35_video"] = reencoded_figures(reencoded, n_bootstrap)
     if rows and all("group" in v for _, _, v in rows):

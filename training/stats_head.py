@@ -28,18 +28,21 @@ Steps:
    from the backbone that run trained for that fold instead, so the pool's fakes can train the backbone as well
    and still no backbone or head has seen the method it is judged on.
 4. The head fitted on every pool crop becomes the model's Dense layer (standardisation folded into its weights).
+5. The pack's other real faces (real_videos and LFW), which no statistics head is fitted on, are scored with the
+   final model by the scanner's rule, per source: the share at or above the threshold and the mean. A head that has
+   learnt what the pool's generated footage shows rather than what was done to it lifts real footage of the same
+   look (studio talking heads), so these false positives are the alarm the pool's own figures cannot raise. (The
+   backbone may have trained on these faces as blend sources: a check of the statistics head, not of the backbone.)
+
+``--reencoded-pack PACK`` (the pool's videos re-encoded whole by ``training.degrade``, then prepared and packed as the
+pool was) has each fold's head also score its held-out videos' copies: compression as re-sharing applies it, beside
+the crop-level CRF 35 view.
 
 ``--per-kind`` fits one head per kind of fake instead (:data:`FAKE_KINDS`: face swaps, and faces a generator drew
 whole), each on its kind's fakes against every real crop, each logit standardised on those reals, and the largest
 of them is the statistics head's logit. One linear head on every kind has to settle on one direction between them:
 raising the talking heads' figures cost DeepFaceLive's in every variant measured (see the README); the largest of
 two heads is a piecewise-linear "either kind of evidence". The kinds are the pool README's, fixed before measuring.
-
-5. The pack's other real faces (real_videos and LFW), which no statistics head is fitted on, are scored with the
-   final model by the scanner's rule, per source: the share at or above the threshold and the mean. A head that has
-   learnt what the pool's generated footage shows rather than what was done to it lifts real footage of the same
-   look (studio talking heads), so these false positives are the alarm the pool's own figures cannot raise. (The
-   backbone may have trained on these faces as blend sources: a check of the statistics head, not of the backbone.)
 
 Writes ``model.keras``, ``stats_log.json``, ``lomo.json``, ``lomo.md`` and ``summary.json`` (what
 ``training.export`` reads) into ``--out``. Minutes on two CPU cores.
@@ -63,7 +66,7 @@ from detector.scoring import OUTPUT_NAME
 from training.codec import damage_batch
 from training.feature_probe import LinearHead, fit_head
 from training.folds import method_folds
-from training.lomo_report import lomo_figures, markdown
+from training.lomo_report import REENCODED_VIEW, lomo_figures, markdown
 from training.recipe import _damaged, item_figures, load_pack, pool_items, video_scores
 
 #: Inverse regularisation strength of the logistic head (the feature probe's default; 0.01 to 0.3 measure alike).
@@ -79,9 +82,6 @@ FAKE_KINDS = {"face swap": ("deepfacelive", "deep-live-cam(inswapper)"),
 #: A kind with fewer fake training crops than this gets no head of its own in that fit (a fold that holds out
 #: almost all of it); the other kinds' heads still score it.
 MIN_KIND_CROPS = 8
-#: The view ``--reencoded-pack`` adds to the fold log: each held-out video re-encoded whole at H.264 CRF 35
-#: (``training.degrade``) and its faces found again, as a re-shared copy would be scanned.
-REENCODED_VIEW = "video_crf35"
 
 
 @dataclass
@@ -333,15 +333,11 @@ def pack_features(model, images: np.ndarray, rows: np.ndarray, augment: int, see
     ``rows`` (the pool's) after H.264 at CRF 35 and at half resolution, and of ``augment`` codec-damaged copies of
     them (drawn from ``seed``, so every backbone measured sees the same damage)."""
     extract = feature_model(model)
-
-    def features_of(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        return crop_features(extract, batch)
-
     features, top = {}, {}
-    features["score"], top["score"] = features_of(images)
+    features["score"], top["score"] = crop_features(extract, images)
     for view in VIEWS[1:]:
         features[view], top[view] = np.zeros_like(features["score"]), np.zeros_like(features["score"][:, 0])
-        features[view][rows], damaged_top = features_of(_damaged(images[rows], view))
+        features[view][rows], damaged_top = crop_features(extract, _damaged(images[rows], view))
         if damaged_top is not None:
             top[view][rows] = damaged_top
     rng = np.random.default_rng(seed)
@@ -351,7 +347,7 @@ def pack_features(model, images: np.ndarray, rows: np.ndarray, augment: int, see
         damaged = np.zeros_like(features["score"])
         for start in range(0, len(rows), 32):
             batch = rows[start:start + 32]
-            damaged[batch] = features_of(damage_batch(images[batch], rng))[0]
+            damaged[batch] = crop_features(extract, damage_batch(images[batch], rng))[0]
         augmented.append(damaged)
     return features, (top if model.keep_top else None), augmented
 
