@@ -31,13 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from detector.metrics import bootstrap_values, percentile_interval
-from training.lomo_report import REENCODED_VIEW, _auc, footage_pairs, same_footage_pairs
+from training.lomo_report import (REENCODED_NAME, REENCODED_VIEW, VIEW_NAMES, _auc, footage_pairs, method_mask,
+                                  same_footage_pairs)
 
 #: The views a fold log scores every held-out video in, and the names lomo_report gives them.
-VIEWS = {"score": "as_is", "crf35": "h264_crf35", "half_res": "half_resolution"}
+VIEWS = VIEW_NAMES
 #: A view only some logs have (``training.stats_head --reencoded-pack``: the videos re-encoded whole), compared with
 #: intervals like the as-is one when both runs scored it for every video.
-OPTIONAL_VIEWS = {REENCODED_VIEW: "h264_crf35_video"}
+OPTIONAL_VIEWS = {REENCODED_VIEW: REENCODED_NAME}
 #: Log files a run folder may hold, in the order they are looked for.
 LOG_NAMES = ("recipe_log.json", "stats_log.json")
 
@@ -115,14 +116,13 @@ def compare(a: RunScores, b: RunScores, n_bootstrap: int = 2000) -> dict:
         detail = f"{len(only)} videos in one run only, e.g. {only[0]}" if only else "the labels differ"
         raise ValueError(f"the runs scored different videos ({detail}): compare runs on the same pack and seed")
     out: dict = {"videos": len(a.items), "fakes": int(a.labels.sum()), "reals": int((1 - a.labels).sum())}
-    reals = a.labels == 0
     methods = sorted({m for m, y in zip(a.methods, a.labels) if y == 1})
     for view, name in VIEWS.items():
         n = n_bootstrap if view == "score" else 0
         section = {"pooled": paired_difference(a.labels, a.scores[view], b.scores[view], n)}
         section["per_method"] = {}
         for method in methods:
-            keep = reals | np.array([m == method and y == 1 for m, y in zip(a.methods, a.labels)])
+            keep = method_mask(a.labels, a.methods, method)
             section["per_method"][method] = paired_difference(a.labels[keep], a.scores[view][keep],
                                                               b.scores[view][keep], n)
         out[name] = section

@@ -39,6 +39,10 @@ TARGET_FPR = 0.05
 #: The view of a fold log made with a re-encoded copy of the pool (``training.stats_head --reencoded-pack``): each
 #: held-out video re-encoded whole at H.264 CRF 35 (``training.degrade``) and its faces found again.
 REENCODED_VIEW = "video_crf35"
+#: Each view a fold log scores every held-out video in, and the name its figures go under.
+VIEW_NAMES = {"score": "as_is", "crf35": "h264_crf35", "half_res": "half_resolution"}
+#: The name :data:`REENCODED_VIEW`'s figures go under.
+REENCODED_NAME = "h264_crf35_video"
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
@@ -73,6 +77,11 @@ def block(y: np.ndarray, s: np.ndarray, n_bootstrap: int = 2000) -> dict:
             "tpr_at_5pct_fpr": round(tpr_at_fpr(y, s, 0.05), 4), "tpr_at_10pct_fpr": round(tpr_at_fpr(y, s, 0.10), 4)}
 
 
+def method_mask(labels: np.ndarray, methods: list[str], method: str) -> np.ndarray:
+    """Every real, and the fakes of ``method``: a method's fakes stand against every out-of-fold real."""
+    return (labels == 0) | np.array([m == method and y == 1 for m, y in zip(methods, labels)], dtype=bool)
+
+
 def footage_pairs(labels: np.ndarray, groups: list[str]) -> list[tuple[int, int]]:
     """Every (fake, real) pair of videos in the same group, as indices: none when no group holds both classes."""
     by_group: dict[str, tuple[list[int], list[int]]] = {}
@@ -98,9 +107,9 @@ def reencoded_figures(rows: list[tuple[str, dict]], n_bootstrap: int = 2000) -> 
     as_is = _auc(y, np.array([v["score"] for _, v in rows], np.float64))
     out = {"pooled": block(y, s, n_bootstrap), "as_is_same_videos": None if as_is is None else round(as_is, 4),
            "per_method": {}}
-    reals = y == 0
+    methods = [m for m, _ in rows]
     for method in sorted({m for m, v in rows if v["label"] == 1}):
-        keep = reals | np.array([m == method and v["label"] == 1 for m, v in rows])
+        keep = method_mask(y, methods, method)
         out["per_method"][method] = block(y[keep], s[keep], 0)
     auc = out["pooled"]["roc_auc"]
     out["auc_drop"] = None if as_is is None or auc is None else round(as_is - auc, 4)
@@ -112,8 +121,8 @@ def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
     rows = [(fold["method"], item, v) for fold in log["folds"] for item, v in fold["scores"].items()]
     reals = [v for _, _, v in rows if v["label"] == 0]
     out: dict = {"folds": len(log["folds"]), "videos": len(rows), "reals": len(reals)}
-    for key in ("score", "crf35", "half_res"):
-        y = np.array([v["label"] for _, _, v in rows])
+    y = np.array([v["label"] for _, _, v in rows])
+    for key, name in VIEW_NAMES.items():
         s = np.array([v[key] for _, _, v in rows], np.float64)
         n = n_bootstrap if key == "score" else 0
         section = {"pooled": block(y, s, n), "per_method": {}}
@@ -123,20 +132,18 @@ def lomo_figures(log: dict, n_bootstrap: int = 2000) -> dict:
             if fakes:
                 yy = np.concatenate([np.zeros(len(real_s)), np.ones(len(fakes))])
                 section["per_method"][fold["method"]] = block(yy, np.concatenate([real_s, fakes]), n)
-        out[{"score": "as_is", "crf35": "h264_crf35", "half_res": "half_resolution"}[key]] = section
+        out[name] = section
     base = out["as_is"]["pooled"]["roc_auc"]
     for key in ("h264_crf35", "half_resolution"):
         auc = out[key]["pooled"]["roc_auc"]
         out[key]["auc_drop"] = None if base is None or auc is None else round(base - auc, 4)
     reencoded = [(m, v) for m, _, v in rows if REENCODED_VIEW in v]
     if reencoded:
-        out["h264_crf35_video"] = reencoded_figures(reencoded, n_bootstrap)
+        out[REENCODED_NAME] = reencoded_figures(reencoded, n_bootstrap)
     if rows and all("group" in v for _, _, v in rows):
-        y = np.array([v["label"] for _, _, v in rows])
         groups = [v["group"] for _, _, v in rows]
         out["same_footage_pairs"] = {name: same_footage_pairs(y, groups, np.array([v[key] for _, _, v in rows]))
-                                     for key, name in (("score", "as_is"), ("crf35", "h264_crf35"),
-                                                       ("half_res", "half_resolution"))}
+                                     for key, name in VIEW_NAMES.items()}
     out["threshold_at_5pct_fpr"] = round_up(threshold_at_fpr(np.array([v["score"] for v in reals]), TARGET_FPR))
     # the reals the threshold was chosen on, for the card: a scan reports how many of them score as high as it
     out["out_of_fold_real_scores"] = sorted(round(float(v["score"]), 4) for v in reals)
@@ -203,7 +210,7 @@ def markdown(fig: dict) -> str:
                      fig["half_resolution"]["pooled"]))
     for m, b in fig["as_is"]["per_method"].items():
         lines.append(row(m, b, fig["h264_crf35"]["per_method"][m], fig["half_resolution"]["per_method"][m]))
-    video = fig.get("h264_crf35_video")
+    video = fig.get(REENCODED_NAME)
     if video:
         b = video["pooled"]
         ci = f" [{b['roc_auc_ci'][0]:.2f}, {b['roc_auc_ci'][1]:.2f}]" if b["roc_auc_ci"] else ""
