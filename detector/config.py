@@ -65,6 +65,9 @@ DEFAULT_THRESHOLD = 0.5
 BATCH_SIZE = 32
 #: Number of most suspicious frames explained with Grad-CAM.
 GRADCAM_FRAMES = 4
+#: Grad-CAM calls an explainer runs eagerly before it runs the library's computation as a graph (detector.explain):
+#: a trace costs about three eager calls, so a one-file scan never pays it and a folder gains from its fifth file.
+CAM_EAGER_CALLS = 1
 #: Backbone of the task model when none is named: the shipped model's (saved_model/deepfake/card.json), so training
 #: with no --backbone and the untrained stand-in (when no model is installed) build the network the scanner ships.
 DEFAULT_BACKBONE = "mobilenetv2"

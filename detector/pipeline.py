@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from .inputs import MEDIA_SUFFIXES, find_media, result_name  # noqa: F401  (thei
 from .overlap import StreamScorer, prefetch
 from .provenance import Provenance, read_provenance
 from .scoring import Scorer
+
+if TYPE_CHECKING:  # explain imports keras and tf-keras-vis: only a scan that makes heatmaps loads them
+    from .explain import CamExplainer
 
 log = logging.getLogger(__name__)
 
@@ -222,11 +225,12 @@ class Scanner:
     """Holds the loaded model and face detector so a batch pays their start-up cost once."""
 
     def __init__(self, detector: Scorer, options: ScanOptions | None = None,
-                 face_detector: FaceDetector | None = None):
+                 face_detector: FaceDetector | None = None, explainer: CamExplainer | None = None):
         self.detector = detector
         self.options = options or ScanOptions()
         self.faces = face_detector or FaceDetector(min_face=self.options.min_face)
-        self._explainer = None
+        # made on first use (options.cam_method) unless given
+        self._explainer = explainer
 
     @property
     def threshold(self) -> float:

@@ -65,6 +65,8 @@ def test_heatmaps_of_the_task_model(task_model: keras.Model, method: str) -> Non
     assert maps.reshape(2, -1).max(axis=1) == pytest.approx([1.0, 1.0])  # each map uses the full range
     assert maps[0].std() > 0.01
     assert explainer.heatmaps(np.zeros((0, SIZE, SIZE, 3), np.uint8)).shape == (0, SIZE, SIZE)
+    np.testing.assert_allclose(explainer.heatmaps(face_crops()), maps, atol=1e-5)  # as a graph, where it can be one
+    assert explainer.compiled == EXPLAINERS[method].compilable
 
 
 @pytest.mark.parametrize("method", sorted(EXPLAINERS))
@@ -76,6 +78,20 @@ def test_heatmap_points_at_what_raised_the_score(brightness_model: keras.Model, 
     assert maps.shape == (2, 64, 64)
     assert maps[0, 8:24, 8:24].mean() > 0.6 and maps[0, 40:56, 40:56].mean() < 0.1
     assert maps[1, 40:56, 40:56].mean() > 0.6 and maps[1, 8:24, 8:24].mean() < 0.1
+
+
+@pytest.mark.parametrize("method", sorted(EXPLAINERS))
+def test_calls_after_the_first_run_as_a_graph_and_give_the_same_maps(brightness_model: keras.Model,
+                                                                     method: str) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    explainer = make_explainer(method, brightness_model)
+    eager = explainer.heatmaps(images, batch_size=2)  # chunks of 2 and 1: the graph pads the second
+    assert not explainer.compiled
+    again = explainer.heatmaps(images, batch_size=2)
+    assert explainer.compiled == EXPLAINERS[method].compilable
+    np.testing.assert_allclose(again, eager, atol=1e-5)
+    np.testing.assert_allclose(explainer.heatmaps(images[2:], batch_size=2), eager[2:], atol=1e-5)
 
 
 def test_unknown_method_is_a_value_error(brightness_model: keras.Model) -> None:
