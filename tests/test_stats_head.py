@@ -13,7 +13,9 @@ import pytest
 from detector import backbones
 from detector.classifier import ChannelStatistics, build_classifier
 from training import stats_head
+from detector.manifest import MediaItem
 from training.feature_probe import fit_head
+from training.prepare import _item_key, source_name
 
 TAPS = backbones.get("mobilenetv2").stat_taps
 VARIANTS = {"classic": {}, "statistics": {"taps": TAPS}, "both": {"taps": TAPS, "keep_top": True},
@@ -203,6 +205,8 @@ def test_each_fold_also_scores_its_videos_re_encoded_copies(pack: Path) -> None:
             else:
                 assert v[stats_head.REENCODED_VIEW] == pytest.approx(same["scores"][item]["score"])
     assert stats_head.source_name("clip_name_0123abcd") == "clip_name" == stats_head.source_name("clip_name")
+    item = MediaItem(path=Path("some/dir/clip name.mp4"), label=0, group="g")
+    assert source_name(_item_key(item)) == "clip_name"  # the inverse of the key prepare gives an item
 
 
 def test_init_weights_are_loaded_into_the_init_model_first(tmp_path: Path) -> None:

@@ -99,9 +99,19 @@ def split_of(group: str, val_fraction: float, seed: int = 0) -> str:
     return "val" if int.from_bytes(digest[:8], "big") / 2 ** 64 < val_fraction else "train"
 
 
+#: Hex digits of the path digest that :func:`_item_key` appends to an item's file name.
+KEY_DIGEST_LENGTH = 8
+
+
 def _item_key(item: MediaItem) -> str:
-    digest = hashlib.sha1(str(item.path).encode()).hexdigest()[:8]
+    digest = hashlib.sha1(str(item.path).encode()).hexdigest()[:KEY_DIGEST_LENGTH]
     return re.sub(r"[^A-Za-z0-9._-]", "_", item.path.stem)[:60] + "_" + digest
+
+
+def source_name(key: str) -> str:
+    """An item key without the digest of its path that :func:`_item_key` appends: a copy of a file (re-encoded by
+    ``training.degrade``) keeps the name and lives at another path, so this is what it shares with its original."""
+    return re.sub(rf"_[0-9a-f]{{{KEY_DIGEST_LENGTH}}}$", "", key)
 
 
 def prepare(items: list[MediaItem], out_dir: Path, frames: int = config.FRAMES_PER_VIDEO,

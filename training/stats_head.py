@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -67,6 +66,7 @@ from training.codec import damage_batch
 from training.feature_probe import LinearHead, fit_head
 from training.folds import method_folds
 from training.lomo_report import REENCODED_VIEW, lomo_figures, markdown
+from training.prepare import source_name
 from training.recipe import _damaged, item_figures, load_pack, pool_items, video_scores
 
 #: Inverse regularisation strength of the logistic head (the feature probe's default; 0.01 to 0.3 measure alike).
@@ -92,12 +92,6 @@ class Reencoded:
     crops: list[dict]
     features: np.ndarray
     top: np.ndarray | None
-
-
-def source_name(item: str) -> str:
-    """An item's file name without the digest of its path that ``training.prepare`` appends: a re-encoded copy keeps
-    the name and lives at another path, so this is what it shares with its original."""
-    return re.sub(r"_[0-9a-f]{8}$", "", item)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
