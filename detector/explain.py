@@ -66,18 +66,22 @@ class CamExplainer:
         for start in range(0, len(crops), batch_size):
             batch = crops[start:start + batch_size].astype(np.float32)
             if self._graph is None:
-                cam = self._cam(self._score, batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=True,
-                                normalize_cam=False)
+                cam = self._library(batch)
             else:
                 cam = self._graph_cam(batch, batch_size)
             maps.append(np.asarray(cam, np.float32).reshape(len(batch), *crops.shape[1:3]))
         result = np.concatenate(maps) if maps else np.zeros((0, *crops.shape[1:3]), np.float32)
         return np.stack([_normalise(m) for m in result]) if len(result) else result
 
+    def _library(self, batch, expand_cam: bool = True):
+        """The library's own call: the map enlarged to the crop's size, or with ``expand_cam=False`` at the explained
+        layer's resolution (what the graph runs)."""
+        return self._cam(self._score, batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=True,
+                         expand_cam=expand_cam, normalize_cam=False)
+
     def _coarse(self, batch):
         """The library's map at the explained layer's resolution (traced into the graph)."""
-        return self._cam(self._score, batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=True,
-                         expand_cam=False, normalize_cam=False)
+        return self._library(batch, expand_cam=False)
 
     def _graph_cam(self, batch: np.ndarray, size: int) -> np.ndarray:
         from scipy.ndimage import zoom
