@@ -148,3 +148,16 @@ MAX_SCAN_ATTEMPTS = 2
 KEEP_DAYS = 7.0
 KEEP_SCANS = 100
 KEEP_GB = 5.0
+
+# Temporal evidence (detector.temporal): how a face's landmarks move over runs of consecutive frames.
+#: Runs of consecutive frames (windows) read per video at its native frame rate, spread over its length.
+TEMPORAL_WINDOWS = 3
+#: Frames per window: LRNet's clip length (one second at 30 fps).
+WINDOW_FRAMES = 30
+#: Windows are decoded so their longer side is at most this (landmarks need the face, not the full 4K frame).
+WINDOW_MAX_SIDE = 960
+#: A window is read only when the face track was seen within this many seconds of both of its ends (the face box of
+#: each frame is interpolated between the track's sampled observations).
+WINDOW_TRACK_GAP_S = 1.0
+#: Faces whose median box side is below this many pixels give landmarks too coarse to trust: a warning says so.
+MIN_LANDMARK_FACE = 64

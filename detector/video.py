@@ -14,6 +14,7 @@ import math
 import os
 import queue
 import re
+import subprocess
 import threading
 import warnings
 from collections import deque
@@ -385,11 +386,52 @@ def iter_frames(info: VideoInfo, frames: int | None = None, fps: float | None = 
         yield from decoded
 
 
+def keyframes_before(info: VideoInfo, times: list[float]) -> list[float] | None:
+    """The time of the keyframe at or before each of ``times`` (seconds), from one ffprobe that seeks to each time and
+    reads a single packet (the demuxer lands on the keyframe before it: no decoding). None when ffprobe gives no
+    answer for every time; the caller then starts where it wanted to."""
+    if info.is_image or not times:
+        return None
+    intervals = ",".join(f"{max(t, 0.0):.6f}%+#1" for t in times)
+    try:
+        out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", intervals,
+                              "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0", ffmpeg_url(info.path)],
+                             capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = []
+    for line in out.splitlines():
+        fields = line.strip().split(",")
+        if len(fields) >= 2 and fields[1].startswith("K"):
+            try:
+                found.append(float(fields[0]))
+            except ValueError:
+                continue
+    return found if len(found) == len(times) else None
+
+
+def decode_run(info: VideoInfo, start: int, count: int, max_side: int = DECODE_MAX_SIDE,
+               grey: bool = False) -> list[Frame]:
+    """``count`` consecutive frames from frame ``start`` (fewer when the file ends or breaks off sooner), for the
+    temporal evidence. ffmpeg seeks to the frame's time (accurately: it decodes from the keyframe before and drops
+    the frames before the time), so a window late in a long video does not cost decoding all that comes before it.
+    ``grey`` gives (H, W) luma frames, a third of the bytes, for readers that need no colour.
+    Raises :class:`InputError` when nothing decodes."""
+    if info.is_image:
+        raise ValueError("a still has no run of frames")
+    start_time = start / info.fps if info.fps else 0.0
+    with closing(_decode(info, max_side, None, list(range(start, start + count)), seek=start_time,
+                         grey=grey)) as frames:
+        return list(frames)
+
+
 def _decode(info: VideoInfo, max_side: int, select: str | None, indices: list[int] | None, count: int | None = None,
-            skip_frame: str | None = None, fail: bool = True) -> Iterator[Frame]:
+            skip_frame: str | None = None, fail: bool = True, seek: float | None = None,
+            grey: bool = False) -> Iterator[Frame]:
     """One ffmpeg process that pipes the frames ``select`` keeps (all when None), at most ``count``. ``indices`` are
     their frame numbers in order; None takes each frame's number from its timestamp. With ``fail``, a stream that
-    yields nothing raises :class:`InputError` with ffmpeg's reason."""
+    yields nothing raises :class:`InputError` with ffmpeg's reason. ``seek`` starts decoding at that many seconds
+    (timestamps stay the file's: ``-copyts``). ``grey`` pipes 8-bit luma instead of RGB."""
     count = len(indices) if indices is not None else count
     width, height = decode_size(info, max_side)
     stored_w, stored_h = (height, width) if info.orientation >= 5 else (width, height)
@@ -400,11 +442,16 @@ def _decode(info: VideoInfo, max_side: int, select: str | None, indices: list[in
             input_args["pattern_type"] = "none"
     if skip_frame:
         input_args["skip_frame"] = skip_frame
+    if seek:
+        input_args["ss"] = f"{seek:.6f}"
+        input_args["copyts"] = None
     stream = ffmpeg.input(ffmpeg_url(info.path), **input_args).video
     if select is not None:
         stream = stream.filter("select", select)
     stream = stream.filter("showinfo").filter("scale", stored_w, stored_h)
-    out = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="passthrough", **{"frames:v": count})
+    channels = 1 if grey else 3
+    pix_fmt = "gray" if grey else "rgb24"
+    out = stream.output("pipe:", format="rawvideo", pix_fmt=pix_fmt, vsync="passthrough", **{"frames:v": count})
     try:
         process = out.global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info").run_async(
             pipe_stdout=True, pipe_stderr=True)
@@ -413,7 +460,7 @@ def _decode(info: VideoInfo, max_side: int, select: str | None, indices: list[in
     _widen_pipe(process.stdout)
     log = _FfmpegLog(process.stderr)
     log.start()
-    frame_bytes = stored_w * stored_h * 3
+    frame_bytes = stored_w * stored_h * channels
     scale = width / info.width
     produced = 0
     try:
@@ -421,7 +468,8 @@ def _decode(info: VideoInfo, max_side: int, select: str | None, indices: list[in
             buf = _read_exact(process.stdout, frame_bytes)
             if buf is None:
                 break
-            image = np.frombuffer(buf, np.uint8).reshape(stored_h, stored_w, 3)
+            shape = (stored_h, stored_w, 3) if channels == 3 else (stored_h, stored_w)
+            image = np.frombuffer(buf, np.uint8).reshape(shape)
             if info.orientation != 1:
                 image = np.ascontiguousarray(orient(image, info.orientation))
             pts_time = log.next_time()
