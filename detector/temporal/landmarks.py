@@ -133,8 +133,10 @@ def normalised_faces(frames: list[np.ndarray], shapes: np.ndarray) -> tuple[list
             centre = centre_prev
         centre_prev = centre
         side = int(stable * FACE_SCALE) // 2 * 2
-        x1, y1 = max(int(centre[0]) - side // 2, 0), max(int(centre[1]) - side // 2, 0)
-        side = max(2, min(side, width - x1, height - y1))
+        side = max(2, min(side, width, height))
+        # inside the frame even when the face runs off its edge (the points may then lie outside the crop)
+        x1 = min(max(int(centre[0]) - side // 2, 0), width - side)
+        y1 = min(max(int(centre[1]) - side // 2, 0), height - side)
         face = frame[y1:y1 + side, x1:x1 + side]
         interpolation = cv2.INTER_CUBIC if side < NORMALISED_SIDE else cv2.INTER_AREA
         faces.append(cv2.resize(face, (NORMALISED_SIDE, NORMALISED_SIDE), interpolation=interpolation))
