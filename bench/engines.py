@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-startup", action="store_true", help="skip the one-image start-up runs")
     args = p.parse_args(argv)
     from detector.demo import astronaut, write_image
-    from detector.storage import list_inputs
+    from detector.ingest.storage import list_inputs
 
     files = list_inputs(str(args.input))
     common = ["--frames", str(args.frames), "--workers", str(args.workers), "--quiet", "--overwrite"]

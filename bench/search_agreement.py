@@ -28,9 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from detector.faces import FaceDetector, FaceTrack, iou  # noqa: E402
-from detector.model import load_detector  # noqa: E402
-from detector.pipeline import ScanOptions, Scanner  # noqa: E402
+from detector.face.faces import FaceDetector, FaceTrack, iou  # noqa: E402
+from detector.models.model import load_detector  # noqa: E402
+from detector.scan.pipeline import ScanOptions, Scanner  # noqa: E402
 
 #: a track is found again when boxes overlap this much ...
 MATCH_IOU = 0.5

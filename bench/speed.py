@@ -43,15 +43,16 @@ from typing import Callable, Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from detector import config, video  # noqa: E402
-from detector.faces import FaceDetector, crop_face  # noqa: E402
-from detector.explain import make_explainer  # noqa: E402
-from detector.model import load_detector  # noqa: E402
-from detector.pipeline import ScanOptions, Scanner  # noqa: E402
+from detector import config  # noqa: E402
+from detector.ingest import video  # noqa: E402
+from detector.face.faces import FaceDetector, crop_face  # noqa: E402
+from detector.scan.explain import make_explainer  # noqa: E402
+from detector.models.model import load_detector  # noqa: E402
+from detector.scan.pipeline import ScanOptions, Scanner  # noqa: E402
 
 STAGES = ("decode", "faces", "model", "gradcam")
 REFINE = config.REFINE_FOLLOWED
-#: the other way of finding followed faces again between whole-frame searches (detector.face_search), no Grad-CAM
+#: the other way of finding followed faces again between whole-frame searches (detector.face.face_search), no Grad-CAM
 OTHER_FOLLOWING = ("no Grad-CAM, followed faces searched in windows" if REFINE
                    else "no Grad-CAM, followed faces refined by ONet")
 

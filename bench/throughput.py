@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.speed import naive_clip
-from detector import config, video
-from detector.batch import list_inputs, run
+from detector import config
+from detector.ingest import video
+from detector.engines.batch import list_inputs, run
 from detector.errors import DetectorError
-from detector.faces import FaceDetector
-from detector.model import load_detector
-from detector.pipeline import ScanOptions
+from detector.face.faces import FaceDetector
+from detector.models.model import load_detector
+from detector.scan.pipeline import ScanOptions
 
 
 def naive(files: list[Path], frames: int, detector) -> float:

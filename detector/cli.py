@@ -2,7 +2,7 @@
 
     python app.py --input VIDEO_OR_FOLDER --output RESULTS_DIR      (or: deepfake-detector scan --input ...)
     python app.py --input s3://bucket/videos --output s3://bucket/results --engine ray   # on Ray Data
-    python app.py serve --port 8000          # web page and REST API (see detector/server.py)
+    python app.py serve --port 8000          # web page and REST API (see detector/serve/server.py)
     python app.py --evaluate labels.csv --output runs/eval          (or: deepfake-detector evaluate labels.csv ...)
 
 Thin on purpose: argument parsing and wiring; the work lives in the rest of the ``detector`` package. Nothing heavy
@@ -18,10 +18,11 @@ import os
 import sys
 from pathlib import Path
 
-from detector import config, logs
-from detector.aggregate import RULES
+from detector import config
+from detector import logs
+from detector.scan.aggregate import RULES
 from detector.errors import DetectorError
-from detector.storage import is_remote, join
+from detector.ingest.storage import is_remote, join
 
 
 #: Name of the installed command (``[project.scripts]`` in pyproject.toml).
@@ -142,13 +143,13 @@ def check_inputs(args: argparse.Namespace) -> None:
     """Everything about the input and output that can fail, checked before TensorFlow is imported (seconds), so a
     missing or unusable file is answered at once: the input exists, a single file probes as a video or image, the
     output folder is not the input folder and is writable."""
-    from detector import inputs
+    from detector.ingest import inputs
 
     source, target = Path(args.input), Path(args.output)
     inputs.check_output(source, target)
     files, root = inputs.list_inputs(source, target)
     if root is None:
-        from detector import video
+        from detector.ingest import video
 
         video.probe(files[0])
     inputs.prepare_output(target)
@@ -158,11 +159,11 @@ def open_detector(args: argparse.Namespace):
     """The in-process model, or a TF Serving client when --serving-url is given (the local card, if any, supplies
     the threshold, since TF Serving does not serve it)."""
     if not args.serving_url:
-        from detector.model import load_detector
+        from detector.models.model import load_detector
 
         return load_detector(args.model)
-    from detector.scoring import ModelCard
-    from detector.serving import RestDetector
+    from detector.models.scoring import ModelCard
+    from detector.models.serving import RestDetector
 
     card_path = (args.model or config.DEFAULT_MODEL_DIR) / "card.json"
     card = ModelCard.load(card_path) if card_path.is_file() else None
@@ -172,7 +173,7 @@ def open_detector(args: argparse.Namespace):
 def run_locally(args: argparse.Namespace, options, detector):
     """The local engine: the model in this process, decoding in ``--workers`` processes (inputs and output were
     checked by :func:`check_inputs`)."""
-    from detector import batch
+    from detector.engines import batch
 
     return batch.run(Path(args.input), Path(args.output), detector, options, show_progress=not args.quiet,
                      workers=args.workers, resume=not args.overwrite, worker_stderr=args.verbose)
@@ -180,7 +181,7 @@ def run_locally(args: argparse.Namespace, options, detector):
 
 def run_on_ray(args: argparse.Namespace, options):
     """The Ray Data engine (imported only when asked for: Ray is an optional install)."""
-    from detector import engine_ray
+    from detector.engines import engine_ray
 
     ray_options = engine_ray.RayOptions(address=args.ray_address, workers=args.workers or None, scorers=args.scorers,
                                         file_timeout=args.file_timeout, show_progress=not args.quiet)
@@ -221,7 +222,7 @@ def serve_parser(prog: str = "app.py") -> argparse.ArgumentParser:
 
 
 def serve_main(argv: list[str], prog: str = "app.py") -> int:
-    """``app.py serve``: parse, then hand over to :func:`detector.server.serve`."""
+    """``app.py serve``: parse, then hand over to :func:`detector.serve.server.serve`."""
     parser = serve_parser(prog)
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -233,8 +234,8 @@ def serve_main(argv: list[str], prog: str = "app.py") -> int:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     logs.setup(args.verbose, level=logging.INFO)
     with logs.native_stderr_silenced(not args.verbose):
-        from detector.jobs import Retention
-        from detector.server import ServeConfig, serve
+        from detector.serve.jobs import Retention
+        from detector.serve.server import ServeConfig, serve
 
     retention = Retention(max_age_days=args.keep_days, max_scans=args.keep_scans, max_gb=args.keep_gb)
     try:
@@ -274,11 +275,11 @@ def evaluate_main(argv: list[str], prog: str = "app.py") -> int:
         parser.error("--frames must be positive")
     logs.setup(args.verbose)
     try:
-        from detector.manifest import load_manifest
+        from detector.ingest.manifest import load_manifest
 
         load_manifest(args.manifest)  # a missing or malformed manifest is answered before the model loads
         with logs.native_stderr_silenced(not args.verbose):
-            from detector.evaluation import evaluate_manifest
+            from detector.evaluate.evaluation import evaluate_manifest
 
             detector = open_detector(args)
         return evaluate_manifest(args.manifest, args.output, detector, frames=args.frames,
@@ -303,25 +304,25 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(args.verbose)
     try:
         if args.engine == "ray":
-            from detector.engine_ray import import_ray
+            from detector.engines.engine_ray import import_ray
 
             import_ray()  # an optional install: say so before anything else is checked
         if args.evaluate is not None:
-            from detector.manifest import load_manifest
+            from detector.ingest.manifest import load_manifest
 
             load_manifest(args.evaluate)  # a missing or malformed manifest is answered before the model loads
         elif not (is_remote(args.input) or is_remote(args.output)):
             check_inputs(args)
-        from detector.provenance import load_trusted_signers
+        from detector.origin.provenance import load_trusted_signers
 
         trusted = load_trusted_signers(args.trusted_signers) if args.trusted_signers else None
         with logs.native_stderr_silenced(not args.verbose):
-            from detector import report
-            from detector.pipeline import ScanOptions
+            from detector.scan import report
+            from detector.scan.pipeline import ScanOptions
 
             detector = open_detector(args) if args.engine != "ray" or args.evaluate is not None else None
         if args.evaluate is not None:
-            from detector.evaluation import evaluate_manifest
+            from detector.evaluate.evaluation import evaluate_manifest
 
             return evaluate_manifest(args.evaluate, Path(args.output), detector, frames=args.frames,
                                      show_progress=not args.quiet, rule=args.aggregation)

@@ -6,7 +6,7 @@ Why: each run's own interval on the pool is about +-0.08 wide (55 fakes, 75 real
 whatever they measure, and a fixed bar on the point estimate (say 0.81 against 0.79) is passed or missed by noise
 as often as by a real gain. The two runs score the same held-out videos, though, and most of what moves one AUC
 in a resample moves the other too. Resampling the videos once for both (stratified: as many fakes and reals as
-there are, the way :func:`detector.metrics.bootstrap_ci` draws) and taking the difference in each draw gives an
+there are, the way :func:`detector.evaluate.metrics.bootstrap_ci` draws) and taking the difference in each draw gives an
 interval for the difference itself, far narrower than either run's, so "B beats A" can be asked of the data.
 
 Each argument is a run folder with ``recipe_log.json`` (``training.recipe``) or ``stats_log.json``
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.metrics import bootstrap_values, percentile_interval
+from detector.evaluate.metrics import bootstrap_values, percentile_interval
 from training.lomo_report import (REENCODED_NAME, REENCODED_VIEW, VIEW_NAMES, _auc, footage_pairs, method_mask,
                                   same_footage_pairs)
 

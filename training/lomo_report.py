@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from detector.metrics import bootstrap_ci
+from detector.evaluate.metrics import bootstrap_ci
 
 #: False-positive rate on out-of-fold reals at which the shipped threshold is set.
 TARGET_FPR = 0.05

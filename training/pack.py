@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-real-items", type=int, help="at most this many items (videos, stills) per --real dataset")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    from training.dense_landmarks import load_landmark_model
+    from training.data.dense_landmarks import load_landmark_model
 
     methods = read_methods(args.pool_manifest) if args.pool_manifest else {}
     sources = ([(d, "pool", args.per_track) for d in args.pool] + [(d, "real", args.per_track) for d in args.real]

@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from detector import config
 from detector.errors import DetectorError
-from detector.faces import FaceDetector
-from detector.inputs import IMAGE_SUFFIXES, find_media
-from detector.manifest import LABELS, MediaItem, parse_label, read_manifest  # noqa: F401  (this module's API too)
-from detector.pipeline import extract_faces
+from detector.face.faces import FaceDetector
+from detector.ingest.inputs import IMAGE_SUFFIXES, find_media
+from detector.ingest.manifest import LABELS, MediaItem, parse_label, read_manifest  # noqa: F401  (this module's API too)
+from detector.scan.pipeline import extract_faces
 
 log = logging.getLogger(__name__)
 

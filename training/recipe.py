@@ -7,15 +7,16 @@ the model it saves loads under TensorFlow for export. Batches are built in worke
 starts, each holding the decoded pack; every batch is half real, half fake, made of pairs:
 
 - synthetic pairs (``--sbi-share``): a real crop and a fake made from it, from every real source: pure blending
-  evidence on real footage, in every batch. ``--cross-share`` of them are cross-identity blends (training.cross_blend:
-  another person's face with close landmarks pasted in), the rest self-blends (training.sbi); ``--region-share`` of
-  them blend only the inner or the lower face (training.sbi.REGIONS), as reenactment and lip-sync do;
+  evidence on real footage, in every batch. ``--cross-share`` of them are cross-identity blends
+  (training.data.cross_blend:
+  another person's face with close landmarks pasted in), the rest self-blends (training.data.sbi); ``--region-share`` of
+  them blend only the inner or the lower face (training.data.sbi.REGIONS), as reenactment and lip-sync do;
 - same-footage pairs: a real fake and the real half of the same footage (DeepFaceLive streams, MegActor drivers),
   where only the face differs, so the model cannot learn content;
 - other real fakes against reals drawn from the pool (and from the real datasets named by ``--other-fakes-reals``).
 
-Both members of a pair get the same *kind* of random codec damage (training.codec: H.264 at CRF 18-40, rescaling,
-JPEG), drawn independently of the label. Folds: training.folds (one per method, groups never on both sides); each
+Both members of a pair get the same *kind* of random codec damage (training.data.codec: H.264 at CRF 18-40, rescaling,
+JPEG), drawn independently of the label. Folds: training.data.folds (one per method, groups never on both sides); each
 fold model starts from the same initial weights and scores its held-out method's videos with the scanner's own
 aggregation rule. The final model trains on everything with more steps. Nothing here picks a checkpoint or a
 threshold on the labelled validation set: the eval set only draws curves.
@@ -42,15 +43,16 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from detector import aggregate
-from training import codec
-from training.cross_blend import BlendSources
-from training.folds import PoolItem, fold_slug, method_folds
+from detector.scan import aggregate
+from training.data import codec
+from training.data.cross_blend import BlendSources
+from training.data.folds import PoolItem, fold_slug, method_folds
 
 _STATE: dict = {}
 #: Share of the synthetic pairs made as cross-identity blends (the rest are self-blends). Cross-identity blends
 #: measured better both ways tried: on frozen statistics features a head trained on self-blends alone scored 0.50 on
-#: the pool's unseen methods and cross-identity blends 0.57 (training.synthetic_probe); fine-tuning from version 1 on
+#: the pool's unseen methods and cross-identity blends 0.57 (training.experiments.synthetic_probe); fine-tuning from
+#: version 1 on
 #: CPU (README) with cross-identity blends gave 0.49 across methods and 0.80 on the labelled eval crops, where
 #: self-blends gave 0.44 and 0.62.
 DEFAULT_CROSS_SHARE = 1.0
@@ -353,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import keras
 
-    from detector import classifier  # noqa: F401  (registers the task model and its layers for loading)
+    from detector.models import classifier  # noqa: F401  (registers the task model and its layers for loading)
 
     log = {"settings": {**settings, **{k: str(v) for k, v in vars(args).items()}}, "backend": keras.backend.backend(),
            "folds": [], "curve": []}

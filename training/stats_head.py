@@ -5,21 +5,21 @@ fitted on labeled_pool's real fakes, with leave-one-method-out figures and a tas
         [--keep-top]
 
 Why: a head on a backbone's last, pooled feature map learns what the training footage shows. Trained on the pool's
-fakes it reached 0.75 leave-one-method-out but 0.42 on the labelled set (``training.feature_probe``); every
+fakes it reached 0.75 leave-one-method-out but 0.42 on the labelled set (``training.experiments.feature_probe``); every
 fine-tuning run traded one for the other. The mean and standard deviation of each channel of four residual stages
 (strides 4 to 16) describe texture at several scales instead, the kind of evidence a blend, a generator or a
 resampling leaves, and a head on them raised both figures on the same crops (see the README).
 
 Steps:
 
-1. The task model with the statistics head (:class:`detector.classifier.DeepfakeClassifier` with ``taps``, the
-   backbone's :attr:`~detector.backbones.BackboneSpec.stat_taps` unless ``--taps``), its backbone weights taken
+1. The task model with the statistics head (:class:`detector.models.classifier.DeepfakeClassifier` with ``taps``, the
+   backbone's :attr:`~detector.models.backbones.BackboneSpec.stat_taps` unless ``--taps``), its backbone weights taken
    from ``--init`` and frozen: only the head is fitted. ``--keep-top`` keeps ``--init``'s own head as well (the
    self-blend detector's blending evidence) and adds the two (see :func:`mix_weights`).
 2. The features of every crop of the pack, of ``--augment`` codec-damaged copies of the pool's crops (random H.264
    CRF 18-40, rescaling, JPEG, on real and fake alike, as training.recipe damages its batches), and of the pool's
    crops after H.264 at CRF 35 and at half resolution (for the robustness figures only).
-3. Per held-out method (:func:`training.folds.method_folds`: no group on both sides), a standardised,
+3. Per held-out method (:func:`training.data.folds.method_folds`: no group on both sides), a standardised,
    class-balanced logistic regression on the other methods' pool crops (and their damaged copies) scores the
    held-out videos by the scanner's rule, as they are and damaged. The log has ``training.recipe``'s form, so
    :mod:`training.lomo_report`'s figures and threshold rule apply: the threshold calls 5 % of the out-of-fold reals
@@ -60,11 +60,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from detector import backbones, config
-from detector.scoring import OUTPUT_NAME
-from training.codec import damage_batch
-from training.feature_probe import LinearHead, fit_head
-from training.folds import method_folds
+from detector.models import backbones
+from detector import config
+from detector.models.scoring import OUTPUT_NAME
+from training.data.codec import damage_batch
+from training.experiments.feature_probe import LinearHead, fit_head
+from training.data.folds import method_folds
 from training.lomo_report import REENCODED_VIEW, lomo_figures, markdown
 from training.prepare import source_name
 from training.recipe import _damaged, item_figures, load_pack, pool_items, video_scores
@@ -122,8 +123,8 @@ def stats_model(init: Path, backbone: str = config.DEFAULT_BACKBONE, taps: tuple
     head is left unfitted. ``init_weights`` (training.recipe runs' ``final.weights.h5`` of the same ``init``; several
     are averaged: :func:`load_weights`) are loaded into the ``init`` model first. ``stats_heads``: units of the
     statistics head (one per kind of fake, with ``keep_top``)."""
-    from detector.classifier import build_classifier
-    from detector.model import load_detector
+    from detector.models.classifier import build_classifier
+    from detector.models.model import load_detector
 
     source = load_detector(init).keras_model
     if source is None:
@@ -408,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                         "standardised logit counting; needs --keep-top")
     p.add_argument("--C", type=float, default=DEFAULT_C, help="inverse regularisation strength of the head")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT,
-                   help="codec-damaged copies of each training crop (training.codec.damage_batch)")
+                   help="codec-damaged copies of each training crop (training.data.codec.damage_batch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prior-images", type=int, default=0, help="images the --init model was trained on")
     p.add_argument("--fold-run", type=Path,

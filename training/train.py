@@ -29,7 +29,7 @@ import keras
 import numpy as np
 
 from detector import config
-from detector.classifier import DeepfakeClassifier  # also registers the class: runs load their checkpoints back
+from detector.models.classifier import DeepfakeClassifier  # also registers the class: runs load their checkpoints back
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class PairSampler:
     """
 
     def __init__(self, crops: list[Crop], seed: int, real_fake_share: float = 0.5, augment: bool = True):
-        from training import sbi as blend
+        from training.data import sbi as blend
 
         self.blend = blend
         self.reals = [c for c in crops if c.label == 0]
@@ -157,7 +157,7 @@ def make_dataset(sampler: PairSampler, size: int, batch_size: int):
 
 def video_scores(rows: list[dict], probs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per item: its score by the scanner's own rule, over the tracks the scan would count."""
-    from detector import aggregate
+    from detector.scan import aggregate
 
     tracks = aggregate.tracks_from_rows(rows, probs)
     labels = {row["item"]: int(row["label"]) for row in rows}
@@ -206,7 +206,7 @@ def build_model(backbone: str, weights: str | None, size: int, train_backbone: b
 
 
 def threshold_at_eer(labels: np.ndarray, probs: np.ndarray) -> float:
-    from detector.metrics import equal_error_rate
+    from detector.evaluate.metrics import equal_error_rate
 
     return float(equal_error_rate(labels, probs)[1])
 
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     weights = None if args.weights == "none" else args.weights
 
-    from training.dense_landmarks import load_landmark_model
+    from training.data.dense_landmarks import load_landmark_model
 
     keras.utils.set_random_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
