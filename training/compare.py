@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.evaluate.metrics import bootstrap_values, percentile_interval
-from training.lomo_report import (REENCODED_NAME, REENCODED_VIEW, VIEW_NAMES, _auc, footage_pairs, method_mask,
+from training.lomo_report import (REENCODED_NAME, REENCODED_VIEW, VIEW_NAMES, auc_or_none, footage_pairs, method_mask,
                                   same_footage_pairs)
 
 #: The views a fold log scores every held-out video in, and the names lomo_report gives them.
@@ -88,13 +88,13 @@ def paired_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_bootstrap: 
                       seed: int = 0) -> dict:
     """AUC of ``b`` minus AUC of ``a`` on the same samples, with 95 % and 90 % paired bootstrap intervals (the same
     resampled videos for both in every draw; the 90 % interval's low end is the one-sided 95 % bound)."""
-    auc_a, auc_b = _auc(y, a), _auc(y, b)
+    auc_a, auc_b = auc_or_none(y, a), auc_or_none(y, b)
     if auc_a is None or auc_b is None:
         raise ValueError("both classes are needed for an AUC")
 
     def difference(y_draw: np.ndarray, idx: np.ndarray) -> float | None:
         idx = idx.astype(np.int64)
-        da, db = _auc(y_draw, a[idx]), _auc(y_draw, b[idx])
+        da, db = auc_or_none(y_draw, a[idx]), auc_or_none(y_draw, b[idx])
         return None if da is None or db is None else db - da
 
     # the bootstrap resamples (label, score) pairs; giving it each sample's index as its "score" lets one draw

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def evaluate_prepared(data_dir: Path, out_dir: Path, detector: Scorer) -> dict:
     """Score a prepared crop dataset (``training.prepare``) without re-running ingestion and MTCNN."""
-    from training.prepare import load_index, read_crop
+    from training.data.crops import load_index, read_crop
 
     rows = load_index(data_dir)
     probs = detector.predict(np.stack([read_crop(r["crop"], detector.image_size) for r in rows]))

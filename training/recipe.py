@@ -43,10 +43,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from detector.scan import aggregate
 from training.data import codec
 from training.data.cross_blend import BlendSources
-from training.data.folds import PoolItem, fold_slug, method_folds
+from training.data.folds import fold_slug, method_folds
+from training.data.packs import load_pack, pool_items, video_scores
 
 _STATE: dict = {}
 #: Share of the synthetic pairs made as cross-identity blends (the rest are self-blends). Cross-identity blends
@@ -58,23 +58,6 @@ _STATE: dict = {}
 DEFAULT_CROSS_SHARE = 1.0
 #: Where a run keeps its fold models' weights (one ``<fold number>_<method>.weights.h5`` each), inside ``--out``.
 FOLD_WEIGHTS_DIR = "folds"
-
-
-def load_pack(pack: Path) -> tuple[list[dict], np.ndarray]:
-    meta = json.loads((pack / "meta.json").read_text())
-    crops = meta["crops"]
-    images = np.empty((len(crops), meta["image_size"], meta["image_size"], 3), np.uint8)
-    for i, entry in enumerate(crops):
-        images[i] = cv2.cvtColor(cv2.imread(str(pack / "crops" / entry["file"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return crops, images
-
-
-def pool_items(crops: list[dict]) -> list[PoolItem]:
-    seen: dict[str, PoolItem] = {}
-    for c in crops:
-        if c["role"] == "pool":
-            seen.setdefault(c["item"], PoolItem(c["item"], c["label"], c["method"], c["group"]))
-    return list(seen.values())
 
 
 class Sampler:
@@ -230,21 +213,6 @@ def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     return images[order], labels[order]
 
 
-def video_scores(crops: list[dict], probs: np.ndarray, items: set[str]) -> dict[str, float]:
-    """Scanner's rule per item (counted tracks, mean per track, most suspicious track)."""
-    tracks: dict[str, dict[int, list[float]]] = {}
-    counted: dict[str, dict[int, bool]] = {}
-    for c, p in zip(crops, probs):
-        if c["item"] in items:
-            tracks.setdefault(c["item"], {}).setdefault(c["track"], []).append(float(p))
-            counted.setdefault(c["item"], {})[c["track"]] = bool(c["counted"])
-    out = {}
-    for item, per in tracks.items():
-        decisions = [aggregate.TrackDecision(counted[item][t]) for t in per]
-        out[item] = aggregate.decide(list(per.values()), decisions)[1]
-    return out
-
-
 def item_figures(crops: list[dict], scores: np.ndarray, role: str = "eval", n_bootstrap: int = 2000) -> dict | None:
     """Crop scores (one per crop of ``crops``) on the ``role`` crops as video-level figures by the scanner's rule (for
     the eval crops, the labelled set: shown, never used to choose anything). None without both classes there."""
@@ -258,13 +226,6 @@ def item_figures(crops: list[dict], scores: np.ndarray, role: str = "eval", n_bo
     videos = video_scores([crops[i] for i in idx], np.asarray(scores)[idx], items)
     y = np.array([label_of[k] for k in videos])
     return block(y, np.array([videos[k] for k in videos]), n_bootstrap) if len(set(y.tolist())) == 2 else None
-
-
-def _damaged(images: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "crf35":
-        return codec.h264_roundtrip(images, 35) if codec.ffmpeg_available() else np.stack(
-            [codec.jpeg_roundtrip(x, 30) for x in images])
-    return np.stack([codec.rescale_roundtrip(x, 0.5) for x in images])
 
 
 def _auc(labels: list[int], scores: list[float]) -> float | None:
@@ -446,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             idx = [i for i, c in enumerate(crops) if c["role"] == "pool" and c["item"] in test_items]
             # robustness: the same held-out crops after H.264 at CRF 35, and after a 2x downscale (about what a
             # 720p source re-encoded at 360p loses), both on top of whatever the source already had
-            damaged = {"crf35": _damaged(images[idx], "crf35"), "half_res": _damaged(images[idx], "half_res")}
+            damaged = {"crf35": codec.damaged(images[idx], "crf35"), "half_res": codec.damaged(images[idx], "half_res")}
             held_out = {it.item: it for it in fold.test}
 
             def held_out_scores() -> dict:

@@ -63,12 +63,14 @@ import numpy as np
 from detector.models import backbones
 from detector import config
 from detector.models.scoring import OUTPUT_NAME
+from training.data import codec
 from training.data.codec import damage_batch
-from training.experiments.feature_probe import LinearHead, fit_head
 from training.data.folds import method_folds
+from training.data.packs import load_pack, pool_items, video_scores
+from training.heads.linear import LinearHead, fit_head
 from training.lomo_report import REENCODED_VIEW, lomo_figures, markdown
 from training.prepare import source_name
-from training.recipe import _damaged, item_figures, load_pack, pool_items, video_scores
+from training.recipe import item_figures
 
 #: Inverse regularisation strength of the logistic head (the feature probe's default; 0.01 to 0.3 measure alike).
 DEFAULT_C = 0.1
@@ -332,7 +334,7 @@ def pack_features(model, images: np.ndarray, rows: np.ndarray, augment: int, see
     features["score"], top["score"] = crop_features(extract, images)
     for view in VIEWS[1:]:
         features[view], top[view] = np.zeros_like(features["score"]), np.zeros_like(features["score"][:, 0])
-        features[view][rows], damaged_top = crop_features(extract, _damaged(images[rows], view))
+        features[view][rows], damaged_top = crop_features(extract, codec.damaged(images[rows], view))
         if damaged_top is not None:
             top[view][rows] = damaged_top
     rng = np.random.default_rng(seed)

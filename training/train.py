@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from detector import config
+from training.data.crops import face_box_in_crop
 from detector.models.classifier import DeepfakeClassifier  # also registers the class: runs load their checkpoints back
 
 log = logging.getLogger(__name__)
@@ -47,19 +48,12 @@ class Crop:
     dataset: str = ""
 
 
-def face_box_in_crop(size: int, margin: float = config.CROP_MARGIN) -> np.ndarray:
-    """The face box inside a prepared crop: crops are centred on the MTCNN box and ``margin`` times its longer side."""
-    half = size / (2 * margin)
-    c = size / 2
-    return np.array([c - half, c - half, c + half, c + half], np.float32)
-
-
 def load_crops(data_dirs: list[Path], size: int, landmark_model=None, max_per_item: int | None = None,
                show_progress: bool = True) -> list[Crop]:
     """Load prepared crops and their dense landmarks (computed once per dataset and cached in ``landmarks_*.npz``)."""
     from tqdm import tqdm
 
-    from training.prepare import load_index, read_crop
+    from training.data.crops import load_index, read_crop
 
     crops: list[Crop] = []
     for data_dir in data_dirs:
@@ -346,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     val = fixed_set(val_crops, args.val_pairs, args.seed + 1)
     eval_rows, eval_images = [], np.zeros((0, args.image_size, args.image_size, 3), np.uint8)
     if args.eval_data:
-        from training.prepare import load_index, read_crop
+        from training.data.crops import load_index, read_crop
 
         eval_rows = load_index(args.eval_data)
         eval_images = np.stack([read_crop(r["crop"], args.image_size) for r in eval_rows])

@@ -82,3 +82,12 @@ def damage_batch(images: np.ndarray, rng: np.random.Generator, p_h264: float = 0
         if rng.random() < p_jpeg:
             out[i] = jpeg_roundtrip(out[i], int(rng.integers(35, 96)))
     return out
+
+
+def damaged(images: np.ndarray, kind: str) -> np.ndarray:
+    """The crops as a robustness view scores them: ``crf35`` (H.264 at CRF 35; JPEG 30 where ffmpeg is missing) or
+    ``half_res`` (halved and scaled back)."""
+    if kind == "crf35":
+        return h264_roundtrip(images, 35) if ffmpeg_available() else np.stack(
+            [jpeg_roundtrip(x, 30) for x in images])
+    return np.stack([rescale_roundtrip(x, 0.5) for x in images])

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from training.data.folds import method_folds
+from training.heads.linear import fit_head
 from training.lomo_report import block
 from training.recipe import item_figures, load_pack, pool_items, video_scores
 
@@ -44,38 +44,6 @@ def train_indices(crops: list[dict], items: set[str], pairs_only: bool, with_rea
     return [i for i, c in enumerate(crops)
             if (c["role"] == "pool" and c["item"] in items and (pairs is None or c["group"] in pairs))
             or (with_reals and c["role"] == "real" and int(c["label"]) == 0)]
-
-
-@dataclass
-class LinearHead:
-    """A fitted logistic head on standardised features: sigmoid(((x - mean) / scale) . coef + intercept)."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    intercept: float
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logit(features)))
-
-    def logit(self, features: np.ndarray) -> np.ndarray:
-        kernel, bias = self.dense_weights()
-        return np.asarray(features, np.float64) @ kernel + bias
-
-    def dense_weights(self) -> tuple[np.ndarray, float]:
-        """The same head as one Dense layer on raw features: the standardisation folded into kernel and bias."""
-        kernel = self.coef / self.scale
-        return kernel, float(self.intercept - np.dot(kernel, self.mean))
-
-
-def fit_head(features: np.ndarray, labels: np.ndarray, c: float) -> LinearHead:
-    """A standardised, class-balanced logistic regression on ``features``."""
-    from sklearn.linear_model import LogisticRegression
-
-    features = np.asarray(features, np.float64)
-    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
-    head = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit((features - mean) / scale, labels)
-    return LinearHead(mean, scale, head.coef_[0].astype(np.float64), float(head.intercept_[0]))
 
 
 def probe(crops: list[dict], features: np.ndarray, own: np.ndarray, c: float = 0.1, pairs_only: bool = False,
