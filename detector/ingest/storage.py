@@ -72,10 +72,10 @@ def list_inputs(location: str) -> list[InputFile]:
 
     Local paths use the local engine's own listing and names; a bucket prefix is filtered the same way (media
     endings, hidden files and folders skipped)."""
-    from detector.scan.pipeline import MEDIA_SUFFIXES, result_name
+    from detector.ingest.inputs import MEDIA_SUFFIXES, result_name
 
     if not is_remote(location):
-        from detector.engines.batch import list_inputs as list_local
+        from detector.ingest.inputs import list_inputs as list_local
 
         files, root = list_local(Path(location))
         return [InputFile(str(path.resolve()), str(path), result_name(path, root)) for path in files]
@@ -140,7 +140,7 @@ def remove_copies() -> None:
 def prepare_output(location: str) -> None:
     """Create the output folder (or check the bucket) and prove it is writable before any slow work starts."""
     if not is_remote(location):
-        from detector.engines.batch import prepare_output as prepare_local
+        from detector.ingest.inputs import prepare_output as prepare_local
 
         prepare_local(Path(location))
         return

@@ -430,7 +430,7 @@ def serve(cfg: ServeConfig) -> int:
     """Load the model once, re-queue unfinished jobs from ``cfg.data_dir`` and serve until interrupted."""
     import uvicorn
 
-    from detector.engines.batch import prepare_output
+    from detector.ingest.inputs import prepare_output
     from detector.models.model import load_detector
     from detector.scan.pipeline import ScanOptions, Scanner
     from detector.origin.provenance import load_trusted_signers
