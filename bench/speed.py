@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clip", type=Path, required=True, help="the clip to time (the target: 10 s of 1080p)")
     p.add_argument("--repeat", type=int, default=3, help="runs of each path (median reported)")
-    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--frames", type=int, default=ScanOptions().frames)
     p.add_argument("--model", type=Path)
     p.add_argument("--skip-cli", action="store_true", help="do not time the app.py command line")
     p.add_argument("--previous-checkout", type=Path,

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.speed import naive_clip
-from detector import config
 from detector.ingest import video
 from detector.engines.batch import list_inputs, run
 from detector.errors import DetectorError
@@ -52,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", type=Path, required=True, help="a folder of clips (the same set for both paths)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
-    p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO)
-    p.add_argument("--batch-size", type=int, default=config.BATCH_SIZE)
+    p.add_argument("--frames", type=int, default=ScanOptions().frames)
+    p.add_argument("--batch-size", type=int, default=ScanOptions().batch_size)
     p.add_argument("--model", type=Path)
     p.add_argument("--skip-naive", action="store_true")
     args = p.parse_args(argv)

@@ -27,6 +27,7 @@ from detector.errors import DetectorError
 from detector.evaluate.evaluation import LabelledItem, evaluate_manifest, report_sections
 from detector.ingest.inputs import IMAGE_SUFFIXES
 from detector.models.scoring import Scorer
+from detector.scan.options import ScanOptions
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         detector = load_detector(args.model)
         if args.manifest:
-            return evaluate_manifest(args.manifest, args.out, detector, args.frames)
+            return evaluate_manifest(args.manifest, args.out, detector, ScanOptions(frames=args.frames))
         print(json.dumps(evaluate_prepared(args.data, args.out, detector), indent=2))
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ video-level performance) and together. Training's evaluation of prepared crop da
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from detector import config
 from detector.evaluate import metrics
 from detector.scan.aggregate import ScoredTracks
 from detector.models.scoring import Scorer
+from detector.scan.options import ScanOptions
 
 
 @dataclass
@@ -281,17 +283,20 @@ def report_sections(items: Sequence[LabelledItem], threshold: float, out_dir: Pa
 # --------------------------------------------------------------------------------------------------- scanning
 
 
-def evaluate_manifest(manifest: Path, out_dir: Path, detector: Scorer, frames: int = config.FRAMES_PER_VIDEO,
-                      show_progress: bool = True, rule: str = config.AGGREGATION) -> int:
-    """Scan every labelled file of a CSV manifest with the full pipeline (no Grad-CAM), write the evaluation report
-    into ``out_dir`` and print its headline numbers. Files without a face or that fail are listed as skipped."""
+def evaluate_manifest(manifest: Path, out_dir: Path, detector: Scorer, options: ScanOptions | None = None,
+                      show_progress: bool = True) -> int:
+    """Scan every labelled file of a CSV manifest with the full pipeline and ``options`` (the defaults unless given;
+    never Grad-CAM), write the evaluation report into ``out_dir`` and print its headline numbers. Files without a
+    face or that fail are listed as skipped."""
     from tqdm import tqdm
 
     from detector.ingest.manifest import load_manifest
-    from detector.scan.pipeline import ScanOptions, Scanner
+    from detector.scan.pipeline import Scanner
 
     labelled = load_manifest(manifest)
-    scanner = Scanner(detector, ScanOptions(frames=frames, aggregation=rule, gradcam=False))
+    options = dataclasses.replace(options or ScanOptions(), gradcam=False)
+    rule = options.aggregation
+    scanner = Scanner(detector, options)
     items, skipped = [], []
     for entry in tqdm(labelled, desc="evaluate", unit="file", disable=not show_progress):
         result = scanner.scan(entry.path)
@@ -303,7 +308,7 @@ def evaluate_manifest(manifest: Path, out_dir: Path, detector: Scorer, frames: i
         items.append(LabelledItem(str(entry.path), entry.label, "image" if result.info.is_image else "video", tracks))
     extra = {"model": detector.source, "model_card": {"backbone": detector.card.backbone,
                                                       "trained": detector.card.trained},
-             "manifest": str(manifest), "frames_per_video": frames, "skipped": skipped}
+             "manifest": str(manifest), "frames_per_video": options.frames, "skipped": skipped}
     headline = report_sections(items, scanner.threshold, out_dir, extra, rule)
     print(json.dumps(headline, indent=2))
     for s in skipped:

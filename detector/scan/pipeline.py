@@ -23,6 +23,7 @@ from detector.errors import DetectorError
 from detector.face.face_search import FaceSearch, SearchSettings
 from detector.face.faces import FaceDetector, FaceTrack, FaceTracker, Observation, crop_face
 from detector.ingest.inputs import MEDIA_SUFFIXES, find_media, result_name  # noqa: F401  (their home is detector.ingest.inputs)
+from detector.scan.options import ScanOptions  # noqa: F401  (its home is detector.scan.options)
 from detector.scan.overlap import StreamScorer, prefetch
 from detector.origin.provenance import Provenance, read_provenance
 from detector.models.scoring import Scorer
@@ -31,40 +32,6 @@ if TYPE_CHECKING:  # explain imports keras and tf-keras-vis: only a scan that ma
     from detector.scan.explain import CamExplainer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ScanOptions:
-    """Everything a user can tune about one scan; defaults live in :mod:`detector.config`."""
-
-    frames: int = config.FRAMES_PER_VIDEO
-    fps: float | None = None
-    threshold: float | None = None
-    max_faces: int = config.MAX_FACES
-    min_face: int = config.MIN_FACE_SIZE
-    margin: float = config.CROP_MARGIN
-    batch_size: int = config.BATCH_SIZE
-    aggregation: str = config.AGGREGATION
-    gradcam: bool = True
-    cam_method: str = "gradcam++"
-    gradcam_frames: int = config.GRADCAM_FRAMES
-    #: MTCNN searches the whole frame on every this-many-th sampled frame, between them only around the faces it
-    #: follows (see :mod:`detector.face.face_search`); 1 searches every frame whole, as the previous release did
-    full_detect_every: int = config.FULL_DETECT_EVERY
-    #: decode, face search and scoring of one video overlap in threads (see :mod:`detector.scan.overlap`)
-    overlap: bool = True
-    #: decode every frame and take exactly the evenly spaced ones; by default a video's unreferenced frames are not
-    #: decoded and a sample may be the next decoded frame (see :func:`detector.ingest.video.iter_frames`)
-    exact_frames: bool = False
-    #: between whole-frame searches, MTCNN's last network refines each followed face's predicted box instead of
-    #: searching a window around it (see :mod:`detector.face.face_search`)
-    refine_faces: bool = config.REFINE_FOLLOWED
-    #: PEM text of the certificate authorities whose content-credential signers count as verified
-    trusted_signers: str | None = None
-
-    def search_settings(self) -> SearchSettings:
-        """How the face search of a scan with these options runs (the scanner and the batch workers alike)."""
-        return SearchSettings(full_every=self.full_detect_every, refine=self.refine_faces)
 
 
 @dataclass

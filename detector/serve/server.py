@@ -12,6 +12,7 @@ the file is stored as ``upload.<ext>`` with the extension taken from the probe, 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -37,6 +38,7 @@ from starlette.types import Message, Receive
 from detector import config
 from detector.ingest import video
 from detector.errors import DetectorError, InputError
+from detector.scan.options import ScanOptions
 from detector.serve.jobs import ID_PATTERN, Job, JobStore, Retention, ScanWorker, display_name
 
 log = logging.getLogger(__name__)
@@ -408,7 +410,9 @@ class ServeConfig:
     data_dir: Path = config.SERVE_DATA_DIR
     model: Path | None = None
     max_upload_mb: float = config.MAX_UPLOAD_MB
-    frames: int = config.FRAMES_PER_VIDEO
+    #: the settings of every scan, as the command line's scan takes them (the trusted signers come from the file
+    #: named by ``trusted_signers``, read when the server starts)
+    options: ScanOptions = field(default_factory=ScanOptions)
     trusted_signers: Path | None = None
     max_queued: int = config.MAX_QUEUED_SCANS
     retention: Retention = field(default_factory=Retention)
@@ -432,8 +436,8 @@ def serve(cfg: ServeConfig) -> int:
 
     from detector.ingest.inputs import prepare_output
     from detector.models.model import load_detector
-    from detector.scan.pipeline import ScanOptions, Scanner
     from detector.origin.provenance import load_trusted_signers
+    from detector.scan.pipeline import Scanner
 
     trusted = load_trusted_signers(cfg.trusted_signers) if cfg.trusted_signers else None
     sock = _bind(cfg.host, cfg.port)
@@ -442,13 +446,13 @@ def serve(cfg: ServeConfig) -> int:
     queued = store.load()
     store.prune(cfg.retention)
     detector = load_detector(cfg.model)
-    scanner = Scanner(detector, ScanOptions(frames=cfg.frames, trusted_signers=trusted))
+    scanner = Scanner(detector, dataclasses.replace(cfg.options, trusted_signers=trusted))
     scanner.faces.detect(_blank_frame())  # loads MTCNN now rather than during the first user's scan
     worker = ScanWorker(store, scanner, detector.card, detector.source, cfg.retention)
     for job_id in queued:
         worker.submit(job_id)
     card = detector.card
-    settings = ServerSettings(max_upload_bytes=int(cfg.max_upload_mb * 1_000_000), frames=cfg.frames,
+    settings = ServerSettings(max_upload_bytes=int(cfg.max_upload_mb * 1_000_000), frames=cfg.options.frames,
                               max_queued=cfg.max_queued,
                               model={"name": card.name, "version": card.version, "backbone": card.backbone,
                                      "trained": card.trained, "threshold": card.threshold})
