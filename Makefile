@@ -14,7 +14,7 @@ PORT ?= 8000
 .PHONY: help venv ray demo test test-fast lint check-ffmpeg serve
 
 help:
-	@echo "make venv       create $(VENV) and install requirements.txt, requirements-dev.txt, requirements-nodeps.txt"
+	@echo "make venv       create $(VENV) and install requirements.txt, -dev, -train and -nodeps (the package's pins)"
 	@echo "make ray        add the optional Ray Data engine (requirements-ray*.txt) to $(VENV): app.py --engine ray"
 	@echo "make demo       generate demo media in $(DEMO_DIR)/ and scan it into $(DEMO_OUT)/"
 	@echo "make test       ruff, then the whole test suite (unit, slow and end-to-end)"
@@ -24,10 +24,11 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-train.txt requirements-nodeps.txt
 	@$(PYTHON) -m venv $(VENV) || { \
 		echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt \
+		-r requirements-train.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	@touch $@
 
