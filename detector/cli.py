@@ -136,7 +136,7 @@ def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
                         "videos (for folders; default 0: everything in this process)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine's own worker processes (default, starts in seconds); ray: a Ray Data "
-                        "pipeline on this machine or a cluster (needs 'make ray'; see README, Scaling out)")
+                        "pipeline on this machine or a cluster (needs 'make ray'; see docs/scaling.md)")
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="with --engine ray: 'auto' joins the cluster this machine belongs to, ray://HOST:10001 "
                         "connects a Ray Client (default: start Ray on this machine)")

@@ -52,9 +52,8 @@ _STATE: dict = {}
 #: Share of the synthetic pairs made as cross-identity blends (the rest are self-blends). Cross-identity blends
 #: measured better both ways tried: on frozen statistics features a head trained on self-blends alone scored 0.50 on
 #: the pool's unseen methods and cross-identity blends 0.57 (training.experiments.synthetic_probe); fine-tuning from
-#: version 1 on
-#: CPU (README) with cross-identity blends gave 0.49 across methods and 0.80 on the labelled eval crops, where
-#: self-blends gave 0.44 and 0.62.
+#: version 1 on CPU (docs/research-log.md) with cross-identity blends gave 0.49 across methods and 0.80 on the
+#: labelled eval crops, where self-blends gave 0.44 and 0.62.
 DEFAULT_CROSS_SHARE = 1.0
 #: Where a run keeps its fold models' weights (one ``<fold number>_<method>.weights.h5`` each), inside ``--out``.
 FOLD_WEIGHTS_DIR = "folds"

@@ -8,7 +8,7 @@ Why: a head on a backbone's last, pooled feature map learns what the training fo
 fakes it reached 0.75 leave-one-method-out but 0.42 on the labelled set (``training.experiments.feature_probe``); every
 fine-tuning run traded one for the other. The mean and standard deviation of each channel of four residual stages
 (strides 4 to 16) describe texture at several scales instead, the kind of evidence a blend, a generator or a
-resampling leaves, and a head on them raised both figures on the same crops (see the README).
+resampling leaves, and a head on them raised both figures on the same crops (docs/research-log.md).
 
 Steps:
 
@@ -41,7 +41,7 @@ the crop-level CRF 35 view.
 ``--per-kind`` fits one head per kind of fake instead (:data:`FAKE_KINDS`: face swaps, and faces a generator drew
 whole), each on its kind's fakes against every real crop, each logit standardised on those reals, and the largest
 of them is the statistics head's logit. One linear head on every kind has to settle on one direction between them:
-raising the talking heads' figures cost DeepFaceLive's in every variant measured (see the README); the largest of
+raising the talking heads' figures cost DeepFaceLive's in every variant measured (docs/research-log.md); the largest of
 two heads is a piecewise-linear "either kind of evidence". The kinds are the pool README's, fixed before measuring.
 
 Writes ``model.keras``, ``stats_log.json``, ``lomo.json``, ``lomo.md`` and ``summary.json`` (what

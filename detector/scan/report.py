@@ -226,8 +226,8 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
 
 
 CREDENTIALS_NOTE = ("Content credentials are a signed statement by whoever made or edited the file; they are shown "
-                    "beside the verdict and do not change the fake probability. See the README for what they can "
-                    "and cannot prove.")
+                    "beside the verdict and do not change the fake probability. See docs/content-credentials.md for "
+                    "what they can and cannot prove.")
 
 
 def _action_text(action: dict) -> str:
