@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from detector.scan.options import ScanOptions
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -95,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", type=Path, required=True, help="a folder of clips (the same set for both engines)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decode-and-detect processes / tasks")
-    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--frames", type=int, default=ScanOptions().frames)
     p.add_argument("--no-startup", action="store_true", help="skip the one-image start-up runs")
     args = p.parse_args(argv)
     from detector.demo import astronaut, write_image
-    from detector.storage import list_inputs
+    from detector.ingest.storage import list_inputs
 
     files = list_inputs(str(args.input))
     common = ["--frames", str(args.frames), "--workers", str(args.workers), "--quiet", "--overwrite"]

@@ -28,9 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from detector.faces import FaceDetector, FaceTrack, iou  # noqa: E402
-from detector.model import load_detector  # noqa: E402
-from detector.pipeline import ScanOptions, Scanner  # noqa: E402
+from detector.face.faces import FaceDetector, FaceTrack, iou  # noqa: E402
+from detector.models.model import load_detector  # noqa: E402
+from detector.scan.pipeline import ScanOptions, Scanner  # noqa: E402
 
 #: a track is found again when boxes overlap this much ...
 MATCH_IOU = 0.5
@@ -72,7 +72,7 @@ def videos(labels: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", type=Path, required=True, help="labels.csv (path,label,...) beside the videos")
-    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--frames", type=int, default=ScanOptions().frames)
     p.add_argument("--model", type=Path)
     p.add_argument("--exact-frames", action="store_true", help="the current scan decodes every frame too")
     p.add_argument("--refine-faces", action="store_true",

@@ -43,15 +43,16 @@ from typing import Callable, Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from detector import config, video  # noqa: E402
-from detector.faces import FaceDetector, crop_face  # noqa: E402
-from detector.explain import make_explainer  # noqa: E402
-from detector.model import load_detector  # noqa: E402
-from detector.pipeline import ScanOptions, Scanner  # noqa: E402
+from detector import config  # noqa: E402
+from detector.ingest import video  # noqa: E402
+from detector.face.faces import FaceDetector, crop_face  # noqa: E402
+from detector.scan.explain import make_explainer  # noqa: E402
+from detector.models.model import load_detector  # noqa: E402
+from detector.scan.pipeline import ScanOptions, Scanner  # noqa: E402
 
 STAGES = ("decode", "faces", "model", "gradcam")
 REFINE = config.REFINE_FOLLOWED
-#: the other way of finding followed faces again between whole-frame searches (detector.face_search), no Grad-CAM
+#: the other way of finding followed faces again between whole-frame searches (detector.face.face_search), no Grad-CAM
 OTHER_FOLLOWING = ("no Grad-CAM, followed faces searched in windows" if REFINE
                    else "no Grad-CAM, followed faces refined by ONet")
 
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clip", type=Path, required=True, help="the clip to time (the target: 10 s of 1080p)")
     p.add_argument("--repeat", type=int, default=3, help="runs of each path (median reported)")
-    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--frames", type=int, default=ScanOptions().frames)
     p.add_argument("--model", type=Path)
     p.add_argument("--skip-cli", action="store_true", help="do not time the app.py command line")
     p.add_argument("--previous-checkout", type=Path,

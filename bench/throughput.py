@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.speed import naive_clip
-from detector import config, video
-from detector.batch import list_inputs, run
+from detector.ingest import video
+from detector.engines.batch import list_inputs, run
 from detector.errors import DetectorError
-from detector.faces import FaceDetector
-from detector.model import load_detector
-from detector.pipeline import ScanOptions
+from detector.face.faces import FaceDetector
+from detector.models.model import load_detector
+from detector.scan.pipeline import ScanOptions
 
 
 def naive(files: list[Path], frames: int, detector) -> float:
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", type=Path, required=True, help="a folder of clips (the same set for both paths)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
-    p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO)
-    p.add_argument("--batch-size", type=int, default=config.BATCH_SIZE)
+    p.add_argument("--frames", type=int, default=ScanOptions().frames)
+    p.add_argument("--batch-size", type=int, default=ScanOptions().batch_size)
     p.add_argument("--model", type=Path)
     p.add_argument("--skip-naive", action="store_true")
     args = p.parse_args(argv)

@@ -1,6 +1,6 @@
 """Deepfake video detector: ingestion, faces, model, explanation and reports."""
 
-from .logs import default_native_level
+from detector.logs import default_native_level
 
 __version__ = "0.1.0"
 

@@ -2,7 +2,7 @@
 
     python app.py --input VIDEO_OR_FOLDER --output RESULTS_DIR      (or: deepfake-detector scan --input ...)
     python app.py --input s3://bucket/videos --output s3://bucket/results --engine ray   # on Ray Data
-    python app.py serve --port 8000          # web page and REST API (see detector/server.py)
+    python app.py serve --port 8000          # web page and REST API (see detector/serve/server.py)
     python app.py --evaluate labels.csv --output runs/eval          (or: deepfake-detector evaluate labels.csv ...)
 
 Thin on purpose: argument parsing and wiring; the work lives in the rest of the ``detector`` package. Nothing heavy
@@ -18,10 +18,12 @@ import os
 import sys
 from pathlib import Path
 
-from detector import config, logs
-from detector.aggregate import RULES
+from detector import config
+from detector import logs
+from detector.scan.aggregate import RULES
 from detector.errors import DetectorError
-from detector.storage import is_remote, join
+from detector.ingest.storage import is_remote, join
+from detector.scan.options import ScanOptions
 
 
 #: Name of the installed command (``[project.scripts]`` in pyproject.toml).
@@ -49,9 +51,73 @@ def failed(exc: BaseException) -> int:
     return 2
 
 
+def scan_options_parent() -> argparse.ArgumentParser:
+    """The scan settings that scan, serve and evaluate share, declared once, each with :class:`ScanOptions`' own
+    default (see :func:`scan_options`, :func:`check_scan_options`)."""
+    defaults = ScanOptions()
+    p = argparse.ArgumentParser(add_help=False)
+    group = p.add_argument_group("scan settings (scan, serve and evaluate alike)")
+    sampling = group.add_mutually_exclusive_group()
+    sampling.add_argument("--frames", type=int, default=defaults.frames,
+                          help=f"frames sampled per video, evenly spaced (default {defaults.frames})")
+    sampling.add_argument("--fps", type=float, help="sample this many frames per second instead of --frames")
+    group.add_argument("--exact-frames", action="store_true",
+                       help="decode every frame and take exactly the evenly spaced ones (slower; by default frames "
+                            "no other frame refers to are skipped, so a sample may be a frame or two later)")
+    group.add_argument("--threshold", type=float, help="fake-probability threshold (default: the model card's)")
+    group.add_argument("--max-faces", type=int, default=defaults.max_faces,
+                       help=f"face tracks kept per video (default {defaults.max_faces})")
+    group.add_argument("--min-face", type=int, default=defaults.min_face,
+                       help=f"ignore faces smaller than this many pixels (default {defaults.min_face})")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help=f"model batch size (default {defaults.batch_size})")
+    group.add_argument("--aggregation", choices=RULES, default=defaults.aggregation,
+                       help=f"how a face track's frames are pooled (default {defaults.aggregation})")
+    group.add_argument("--no-gradcam", action="store_true", help="skip Grad-CAM heatmaps (faster)")
+    group.add_argument("--cam", choices=("gradcam", "gradcam++"), default=defaults.cam_method,
+                       help=f"explanation method (default {defaults.cam_method})")
+    group.add_argument("--model", type=Path, help="a model folder, SavedModel or .keras file exported by our "
+                                                  "training (default: saved_model/deepfake)")
+    group.add_argument("--trusted-signers", type=Path, metavar="PEM", default=config.TRUSTED_SIGNERS,
+                       help="PEM file of the certificate authorities whose content-credential signers you trust "
+                            "(default: none, so every signer is reported as 'not verified')")
+    return p
+
+
+def progress_parent() -> argparse.ArgumentParser:
+    """``--quiet``, for the commands that show progress bars (scan and evaluate; the server shows none)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    return p
+
+
+def check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
+    """The one positive-number check: each named option, when given, must be above zero."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+
+
+def check_scan_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What :func:`scan_options_parent`'s settings must satisfy, for every command that takes them."""
+    check_positive(parser, args, "frames", "fps", "max_faces", "min_face", "batch_size")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        parser.error("--threshold must be between 0 and 1")
+
+
+def scan_options(args: argparse.Namespace, trusted_signers: str | None = None) -> ScanOptions:
+    """The :class:`ScanOptions` that :func:`scan_options_parent`'s settings describe (``trusted_signers``: the PEM
+    text of ``--trusted-signers``, read by the caller)."""
+    return ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
+                       min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
+                       gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted_signers,
+                       exact_frames=args.exact_frames)
+
+
 def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog,
+        prog=prog, parents=[scan_options_parent(), progress_parent()],
         description="Scan videos or images for deepfaked faces. Writes RESULTS_DIR/<name>/result.json, "
                     "report.html and Grad-CAM heatmaps per input, and RESULTS_DIR/summary.csv.",
         epilog="Exit status: 0 all inputs scanned, 1 some inputs of a folder failed, 2 the input or options are "
@@ -60,32 +126,9 @@ def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
                                          "also an s3:// or gs:// URI of an object or a prefix")
     p.add_argument("--output", "-o", default="results",
                    help="results folder (default: results); with --engine ray also an s3:// or gs:// URI")
-    sampling = p.add_mutually_exclusive_group()
-    sampling.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
-                          help=f"frames sampled per video, evenly spaced (default {config.FRAMES_PER_VIDEO})")
-    sampling.add_argument("--fps", type=float, help="sample this many frames per second instead of --frames")
-    p.add_argument("--exact-frames", action="store_true",
-                   help="decode every frame and take exactly the evenly spaced ones (slower; by default frames no "
-                        "other frame refers to are skipped, so a sample may be a frame or two later)")
-    p.add_argument("--threshold", type=float, help="fake-probability threshold (default: the model card's)")
-    p.add_argument("--max-faces", type=int, default=config.MAX_FACES,
-                   help=f"face tracks kept per video (default {config.MAX_FACES})")
-    p.add_argument("--min-face", type=int, default=config.MIN_FACE_SIZE,
-                   help=f"ignore faces smaller than this many pixels (default {config.MIN_FACE_SIZE})")
-    p.add_argument("--batch-size", type=int, default=config.BATCH_SIZE,
-                   help=f"model batch size (default {config.BATCH_SIZE})")
-    p.add_argument("--aggregation", choices=RULES, default=config.AGGREGATION,
-                   help="how a face track's frames are pooled")
-    p.add_argument("--no-gradcam", action="store_true", help="skip Grad-CAM heatmaps (faster)")
-    p.add_argument("--cam", choices=("gradcam", "gradcam++"), default="gradcam++", help="explanation method")
-    p.add_argument("--model", type=Path, help="a model folder, SavedModel or .keras file exported by our training "
-                                              "(default: saved_model/deepfake)")
     p.add_argument("--serving-url", metavar="URL",
                    help="score faces on a TF Serving model server (e.g. http://host:8501/v1/models/deepfake) "
                         "instead of loading the model in-process")
-    p.add_argument("--trusted-signers", type=Path, metavar="PEM", default=config.TRUSTED_SIGNERS,
-                   help="PEM file of the certificate authorities whose content-credential signers you trust "
-                        "(default: none, so every signer is reported as 'not verified')")
     p.add_argument("--evaluate", type=Path, metavar="MANIFEST",
                    help="evaluate the model on a labelled manifest (CSV path,label) instead of scanning")
     p.add_argument("--workers", type=int, default=0,
@@ -93,7 +136,7 @@ def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
                         "videos (for folders; default 0: everything in this process)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine's own worker processes (default, starts in seconds); ray: a Ray Data "
-                        "pipeline on this machine or a cluster (needs 'make ray'; see README, Scaling out)")
+                        "pipeline on this machine or a cluster (needs 'make ray'; see docs/scaling.md)")
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="with --engine ray: 'auto' joins the cluster this machine belongs to, ray://HOST:10001 "
                         "connects a Ray Client (default: start Ray on this machine)")
@@ -106,7 +149,6 @@ def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="scan inputs again even when RESULTS_DIR already holds their result.json")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     add_verbose(p)
     return p
 
@@ -114,41 +156,32 @@ def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.input is None and args.evaluate is None:
         parser.error("--input is required")
-    if args.frames is not None and args.frames <= 0:
-        parser.error("--frames must be positive")
-    if args.fps is not None and args.fps <= 0:
-        parser.error("--fps must be positive")
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        parser.error("--threshold must be between 0 and 1")
+    check_scan_options(parser, args)
     if args.workers < 0:
         parser.error("--workers must be 0 or more")
     if args.engine == "ray":
         if args.serving_url or args.evaluate is not None:
             parser.error("--engine ray scans folders with the in-process model: drop --serving-url / --evaluate")
-        if args.scorers <= 0 or args.file_timeout <= 0:
-            parser.error("--scorers and --file-timeout must be positive")
+        check_positive(parser, args, "scorers", "file_timeout")
     else:
         if args.ray_address:
             parser.error("--ray-address needs --engine ray")
         remote = [loc for loc in (args.input, args.output) if loc and is_remote(loc)]
         if remote:
             parser.error(f"{remote[0]}: s3:// and gs:// locations need --engine ray")
-    for name in ("max_faces", "min_face", "batch_size"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
 
 
 def check_inputs(args: argparse.Namespace) -> None:
     """Everything about the input and output that can fail, checked before TensorFlow is imported (seconds), so a
     missing or unusable file is answered at once: the input exists, a single file probes as a video or image, the
     output folder is not the input folder and is writable."""
-    from detector import inputs
+    from detector.ingest import inputs
 
     source, target = Path(args.input), Path(args.output)
     inputs.check_output(source, target)
     files, root = inputs.list_inputs(source, target)
     if root is None:
-        from detector import video
+        from detector.ingest import video
 
         video.probe(files[0])
     inputs.prepare_output(target)
@@ -158,11 +191,11 @@ def open_detector(args: argparse.Namespace):
     """The in-process model, or a TF Serving client when --serving-url is given (the local card, if any, supplies
     the threshold, since TF Serving does not serve it)."""
     if not args.serving_url:
-        from detector.model import load_detector
+        from detector.models.model import load_detector
 
         return load_detector(args.model)
-    from detector.scoring import ModelCard
-    from detector.serving import RestDetector
+    from detector.models.scoring import ModelCard
+    from detector.models.serving import RestDetector
 
     card_path = (args.model or config.DEFAULT_MODEL_DIR) / "card.json"
     card = ModelCard.load(card_path) if card_path.is_file() else None
@@ -172,7 +205,7 @@ def open_detector(args: argparse.Namespace):
 def run_locally(args: argparse.Namespace, options, detector):
     """The local engine: the model in this process, decoding in ``--workers`` processes (inputs and output were
     checked by :func:`check_inputs`)."""
-    from detector import batch
+    from detector.engines import batch
 
     return batch.run(Path(args.input), Path(args.output), detector, options, show_progress=not args.quiet,
                      workers=args.workers, resume=not args.overwrite, worker_stderr=args.verbose)
@@ -180,7 +213,7 @@ def run_locally(args: argparse.Namespace, options, detector):
 
 def run_on_ray(args: argparse.Namespace, options):
     """The Ray Data engine (imported only when asked for: Ray is an optional install)."""
-    from detector import engine_ray
+    from detector.engines import engine_ray
 
     ray_options = engine_ray.RayOptions(address=args.ray_address, workers=args.workers or None, scorers=args.scorers,
                                         file_timeout=args.file_timeout, show_progress=not args.quiet)
@@ -190,7 +223,7 @@ def run_on_ray(args: argparse.Namespace, options):
 
 def serve_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=f"{prog} serve",
+        prog=f"{prog} serve", parents=[scan_options_parent()],
         description="Serve the upload page and the REST API (OpenAPI document at /openapi.json). Scans run one at "
                     "a time in a background worker; jobs and results are kept under --data-dir.")
     p.add_argument("--host", default=config.SERVE_HOST,
@@ -199,13 +232,8 @@ def serve_parser(prog: str = "app.py") -> argparse.ArgumentParser:
                    help=f"port to listen on (default {config.SERVE_PORT})")
     p.add_argument("--data-dir", type=Path, default=config.SERVE_DATA_DIR,
                    help=f"folder for uploads, job status and results (default {config.SERVE_DATA_DIR})")
-    p.add_argument("--model", type=Path, help="model folder, SavedModel or .keras file (default: saved_model/deepfake)")
     p.add_argument("--max-upload-mb", type=float, default=config.MAX_UPLOAD_MB,
                    help=f"largest upload accepted, in MB (default {config.MAX_UPLOAD_MB:g})")
-    p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
-                   help=f"frames sampled per video (default {config.FRAMES_PER_VIDEO})")
-    p.add_argument("--trusted-signers", type=Path, metavar="PEM", default=config.TRUSTED_SIGNERS,
-                   help="PEM file of the certificate authorities whose content-credential signers you trust")
     p.add_argument("--max-queued", type=int, default=config.MAX_QUEUED_SCANS,
                    help=f"uploads are refused (503) while this many scans wait (default {config.MAX_QUEUED_SCANS})")
     p.add_argument("--keep-days", type=float, default=config.KEEP_DAYS,
@@ -221,33 +249,31 @@ def serve_parser(prog: str = "app.py") -> argparse.ArgumentParser:
 
 
 def serve_main(argv: list[str], prog: str = "app.py") -> int:
-    """``app.py serve``: parse, then hand over to :func:`detector.server.serve`."""
+    """``app.py serve``: parse, then hand over to :func:`detector.serve.server.serve`."""
     parser = serve_parser(prog)
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
-    if args.frames <= 0:
-        parser.error("--frames must be positive")
-    for name in ("max_upload_mb", "max_queued", "keep_days", "keep_scans", "keep_gb"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+    check_scan_options(parser, args)
+    check_positive(parser, args, "max_upload_mb", "max_queued", "keep_days", "keep_scans", "keep_gb")
     logs.setup(args.verbose, level=logging.INFO)
     with logs.native_stderr_silenced(not args.verbose):
-        from detector.jobs import Retention
-        from detector.server import ServeConfig, serve
+        from detector.serve.jobs import Retention
+        from detector.serve.server import ServeConfig, serve
 
     retention = Retention(max_age_days=args.keep_days, max_scans=args.keep_scans, max_gb=args.keep_gb)
     try:
         return serve(ServeConfig(host=args.host, port=args.port, data_dir=args.data_dir, model=args.model,
-                                 max_upload_mb=args.max_upload_mb, frames=args.frames, max_queued=args.max_queued,
-                                 retention=retention, trusted_signers=args.trusted_signers))
+                                 max_upload_mb=args.max_upload_mb, options=scan_options(args),
+                                 max_queued=args.max_queued, retention=retention,
+                                 trusted_signers=args.trusted_signers))
     except DetectorError as exc:
         return failed(exc)
 
 
 def evaluate_parser(prog: str = "app.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=f"{prog} evaluate",
+        prog=f"{prog} evaluate", parents=[scan_options_parent(), progress_parent()],
         description="Evaluate the model on labelled media: every file of MANIFEST (CSV with columns "
                     "path,label[,group]; labels real/fake or 0/1) is scanned like any input, and frame- and "
                     "video-level metrics with "
@@ -255,13 +281,7 @@ def evaluate_parser(prog: str = "app.py") -> argparse.ArgumentParser:
                     "confusion.png, the headline numbers to OUTPUT/summary.json.")
     p.add_argument("manifest", type=Path, metavar="MANIFEST", help="CSV of labelled videos and images")
     p.add_argument("--output", "-o", type=Path, required=True, help="folder for the evaluation report")
-    p.add_argument("--model", type=Path, help="model folder, SavedModel or .keras file (default: saved_model/deepfake)")
     p.add_argument("--serving-url", metavar="URL", help="score faces on a TF Serving model server instead")
-    p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO,
-                   help=f"frames sampled per video (default {config.FRAMES_PER_VIDEO})")
-    p.add_argument("--aggregation", choices=RULES, default=config.AGGREGATION,
-                   help="how a face track's frames are pooled")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_verbose(p)
     return p
 
@@ -270,19 +290,18 @@ def evaluate_main(argv: list[str], prog: str = "app.py") -> int:
     """``evaluate MANIFEST``: the same as ``--evaluate MANIFEST``, with the aggregation rule as an option."""
     parser = evaluate_parser(prog)
     args = parser.parse_args(argv)
-    if args.frames <= 0:
-        parser.error("--frames must be positive")
+    check_scan_options(parser, args)
     logs.setup(args.verbose)
     try:
-        from detector.manifest import load_manifest
+        from detector.ingest.manifest import load_manifest
 
         load_manifest(args.manifest)  # a missing or malformed manifest is answered before the model loads
         with logs.native_stderr_silenced(not args.verbose):
-            from detector.evaluation import evaluate_manifest
+            from detector.evaluate.evaluation import evaluate_manifest
 
             detector = open_detector(args)
-        return evaluate_manifest(args.manifest, args.output, detector, frames=args.frames,
-                                 show_progress=not args.quiet, rule=args.aggregation)
+        return evaluate_manifest(args.manifest, args.output, detector, scan_options(args),
+                                 show_progress=not args.quiet)
     except (DetectorError, KeyboardInterrupt) as exc:
         return failed(exc)
 
@@ -303,32 +322,28 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(args.verbose)
     try:
         if args.engine == "ray":
-            from detector.engine_ray import import_ray
+            from detector.engines.engine_ray import import_ray
 
             import_ray()  # an optional install: say so before anything else is checked
         if args.evaluate is not None:
-            from detector.manifest import load_manifest
+            from detector.ingest.manifest import load_manifest
 
             load_manifest(args.evaluate)  # a missing or malformed manifest is answered before the model loads
         elif not (is_remote(args.input) or is_remote(args.output)):
             check_inputs(args)
-        from detector.provenance import load_trusted_signers
+        from detector.origin.provenance import load_trusted_signers
 
         trusted = load_trusted_signers(args.trusted_signers) if args.trusted_signers else None
         with logs.native_stderr_silenced(not args.verbose):
-            from detector import report
-            from detector.pipeline import ScanOptions
+            from detector.scan import report
 
             detector = open_detector(args) if args.engine != "ray" or args.evaluate is not None else None
         if args.evaluate is not None:
-            from detector.evaluation import evaluate_manifest
+            from detector.evaluate.evaluation import evaluate_manifest
 
-            return evaluate_manifest(args.evaluate, Path(args.output), detector, frames=args.frames,
-                                     show_progress=not args.quiet, rule=args.aggregation)
-        options = ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
-                              min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
-                              gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted,
-                              exact_frames=args.exact_frames)
+            return evaluate_manifest(args.evaluate, Path(args.output), detector, scan_options(args, trusted),
+                                     show_progress=not args.quiet)
+        options = scan_options(args, trusted)
         outcome = run_on_ray(args, options) if args.engine == "ray" else run_locally(args, options, detector)
     except (DetectorError, KeyboardInterrupt) as exc:
         return failed(exc)

@@ -14,7 +14,7 @@ FRAMES_PER_VIDEO = 32
 CROP_MARGIN = 1.3
 #: Frames are downscaled so their longer side is at most this before MTCNN (it is slow on big frames).
 DETECT_MAX_SIDE = 640
-#: Face search (see detector.face_search): MTCNN searches the whole frame on the first sampled frame, on every
+#: Face search (see detector.face.face_search): MTCNN searches the whole frame on the first sampled frame, on every
 #: FULL_DETECT_EVERY-th one and whenever a followed face is not found again; in the frames between only a window
 #: REGION_MARGIN times a followed face's size around where it should be, in the pyramid levels made for faces between
 #: 1/LEVEL_RANGE and LEVEL_RANGE times its size. FULL_DETECT_EVERY = 1 searches every sampled frame whole (the
@@ -65,13 +65,13 @@ DEFAULT_THRESHOLD = 0.5
 BATCH_SIZE = 32
 #: Number of most suspicious frames explained with Grad-CAM.
 GRADCAM_FRAMES = 4
-#: Grad-CAM calls an explainer runs eagerly before it runs the library's computation as a graph (detector.explain):
+#: Grad-CAM calls an explainer runs eagerly before it runs the library's computation as a graph (detector.scan.explain):
 #: a trace costs about three eager calls, so a one-file scan never pays it and a folder gains from its fifth file.
 CAM_EAGER_CALLS = 1
 #: Backbone of the task model when none is named: the shipped model's (saved_model/deepfake/card.json), so training
 #: with no --backbone and the untrained stand-in (when no model is installed) build the network the scanner ships.
 DEFAULT_BACKBONE = "mobilenetv2"
-#: How a face track's per-frame fake probabilities are pooled into its score (one of detector.aggregate.RULES), for
+#: How a face track's per-frame fake probabilities are pooled into its score (one of detector.scan.aggregate.RULES), for
 #: scanning, the server, training's checkpoint choice and evaluation alike.
 AGGREGATION = "mean"
 

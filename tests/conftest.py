@@ -185,7 +185,8 @@ def sample_faces(size: int = config.IMAGE_SIZE) -> np.ndarray:
 
 
 def spread_head(model, images: np.ndarray, spread: float = 2.0) -> None:
-    """Give an untrained task model (a :class:`detector.classifier.DeepfakeClassifier`) scores that differ between
+    """Give an untrained task model (a :class:`detector.models.classifier.DeepfakeClassifier`) scores that differ
+    between
     inputs. A freshly initialised head scores every input 0.5 +- 1e-4, so any "same probabilities" check would pass by
     accident: the head is rescaled until the logits of ``images`` have standard deviation ``spread`` around 0."""
     kernel, _ = model.head.get_weights()

@@ -1,11 +1,11 @@
-"""Checks for detector.aggregate: each pooling rule against a hand computation, the video score, the verdict, and
+"""Checks for detector.scan.aggregate: each pooling rule against a hand computation, the video score, the verdict, and
 the scored tracks evaluation and training rebuild from scans and prepared crops."""
 
 from __future__ import annotations
 
 import pytest
 
-from detector.aggregate import RULES, ScoredTracks, pool, tracks_from_rows, verdict, video_score
+from detector.scan.aggregate import RULES, ScoredTracks, pool, tracks_from_rows, verdict, video_score
 
 PROBS = [0.1, 0.2, 0.9, 0.3, 0.5, 0.8, 0.4, 0.6]
 

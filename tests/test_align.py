@@ -9,7 +9,7 @@ import pytest
 from conftest import ffmpeg
 from skimage import data
 
-from detector.faces import FaceDetector, crop_face, eye_roll, unrotate_points
+from detector.face.faces import FaceDetector, crop_face, eye_roll, unrotate_points
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +94,8 @@ def test_eye_roll_of_degenerate_keypoints_is_zero() -> None:
 def test_a_sideways_clip_is_scored_like_the_upright_one(demo, tmp_path) -> None:
     """The demo clip with its pixels turned a quarter (no rotation metadata, as a phone that lost it): the same
     face track, upright crops, and a video score within 0.1 of the upright clip's (measured: 0.01-0.03)."""
-    from detector.model import load_detector
-    from detector.pipeline import ScanOptions, Scanner
+    from detector.models.model import load_detector
+    from detector.scan.pipeline import ScanOptions, Scanner
 
     upright_clip = demo / "astronaut_pan.mp4"
     sideways = tmp_path / "sideways.mp4"
@@ -117,8 +117,8 @@ def test_a_sideways_clip_is_scored_like_the_upright_one(demo, tmp_path) -> None:
 def test_turns_are_tried_on_a_few_frames_only_unless_one_finds_faces() -> None:
     """An upright video (weak faces or none) pays for the search over turns on the first frames only; a sideways one
     keeps its turn first."""
-    from detector.faces import Detection
-    from detector.pipeline import _RotationSearch
+    from detector.face.faces import Detection
+    from detector.scan.pipeline import _RotationSearch
 
     def found(rotation: int) -> list[Detection]:
         return [Detection(np.zeros(4, np.float32), 0.95, np.zeros((5, 2), np.float32), frame_rotation=rotation)]

@@ -23,10 +23,11 @@ import numpy as np
 import pytest
 from skimage import data
 
-from detector import backbones, nets
+from detector.models import backbones
+from detector.models import nets
 from detector.errors import ModelError
-from detector.preprocessing import MODES, FacePreprocessor
-from detector.torch_weights import CheckpointFormatError, RestrictedUnpickler, UnsafePickleError, load_state_dict
+from detector.models.preprocessing import MODES, FacePreprocessor
+from detector.models.torch_weights import CheckpointFormatError, RestrictedUnpickler, UnsafePickleError, load_state_dict
 
 SIZE = 224
 IMAGENET_NETS = {"efficientnet-lite0": nets.LITE0_WEIGHTS, "mobilenetv2": nets.MOBILENETV2_WEIGHTS}

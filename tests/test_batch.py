@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import sample_faces, spread_head
 
-from detector import batch
+from detector.engines import batch
 from detector.demo import pan_zoom_frames, write_video
-from detector.model import untrained_detector
-from detector.pipeline import ScanOptions
+from detector.models.model import untrained_detector
+from detector.scan.pipeline import ScanOptions
 
 pytestmark = pytest.mark.e2e
 

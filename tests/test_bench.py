@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.search_agreement import matched, same_track
-from detector.faces import Detection, FaceTrack, Observation
+from detector.face.faces import Detection, FaceTrack, Observation
 
 
 def _track(frames: list[int], x: float = 100.0) -> FaceTrack:

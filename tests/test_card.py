@@ -10,7 +10,7 @@ import pytest
 
 from detector import config
 from detector.errors import ModelError
-from detector.scoring import ModelCard
+from detector.models.scoring import ModelCard
 
 
 def test_model_card_round_trip(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from detector import cli, config
+from detector import cli
+from detector import config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,13 +30,13 @@ def test_dependencies_are_the_requirements_file_and_the_package_carries_its_data
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     setuptools = project["tool"]["setuptools"]
     assert setuptools["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
-    assert {"detector", "detector.static", "detector.saved_model"} <= set(setuptools["packages"])
+    assert {"detector", "detector.serve.static", "detector.saved_model"} <= set(setuptools["packages"])
     assert setuptools["package-dir"]["detector.saved_model"] == "saved_model"
     patterns = setuptools["package-data"]["detector.saved_model"]
     shipped = [p.relative_to(ROOT / "saved_model") for p in (ROOT / "saved_model").rglob("*") if p.is_file()]
     assert shipped and all(any(path.match(pattern) for pattern in patterns) for path in shipped), shipped
-    static = [p.name for p in (ROOT / "detector" / "static").iterdir()]
-    assert all(any(Path(name).match(p) for p in setuptools["package-data"]["detector.static"]) for name in static)
+    static = [p.name for p in (ROOT / "detector" / "serve" / "static").iterdir()]
+    assert all(any(Path(name).match(p) for p in setuptools["package-data"]["detector.serve.static"]) for name in static)
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -78,9 +79,9 @@ def test_exact_frames_reaches_the_scan_options_and_the_resume_settings(tmp_path:
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """``--exact-frames`` changes which frames are judged, so the scan gets it and a folder rerun does not reuse
     results made without it."""
-    from detector import batch
+    from detector.engines import batch
     from detector.errors import DetectorError
-    from detector.pipeline import ScanOptions
+    from detector.scan.pipeline import ScanOptions
 
     seen: list[ScanOptions] = []
 

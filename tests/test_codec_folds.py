@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from training import codec
-from training.folds import PoolItem, fold_slug, method_folds
+from training.data import codec
+from training.data.folds import PoolItem, fold_slug, method_folds
 
 
 @pytest.fixture(scope="module")

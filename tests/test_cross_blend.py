@@ -1,7 +1,7 @@
 """Cross-identity blends: the source face is aligned onto the target by their landmarks and colour-matched, only the
 masked region changes, sources are chosen by landmark shape, blends confined to a face region stay in it, the
 piecewise warp gives the source the target's face shape, expression blends take another frame of the same track,
-and training.synthetic_probe runs on a tiny pack."""
+and training.experiments.synthetic_probe runs on a tiny pack."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 from conftest import FACE_KPS, dense_face_landmarks
 from skimage import data
 
-from training import sbi, synthetic_probe
-from training.cross_blend import (BlendSources, choose_source, cross_blend, nearest_sources, normalised_shape,
+from training.data import sbi
+from training.experiments import synthetic_probe
+from training.data.cross_blend import (BlendSources, choose_source, cross_blend, nearest_sources, normalised_shape,
                                   piecewise_map)
 
 LANDMARKS = np.array(FACE_KPS, np.float32)
@@ -230,7 +231,7 @@ def test_expression_share_takes_the_source_from_the_same_face_track(face: np.nda
 def test_synthetic_probe_runs_on_a_tiny_pack(pack: Path, tmp_path: Path) -> None:
     """Pairs of each kind (a single-group source falls back to a self-blend), heads on frozen statistics, scored on
     every pool video; the figures land in the JSON."""
-    from detector.classifier import DeepfakeClassifier
+    from detector.models.classifier import DeepfakeClassifier
     from training.recipe import load_pack
 
     crops, images = load_pack(pack)

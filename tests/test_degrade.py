@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ffmpeg
 
-from detector import video
+from detector.ingest import video
 from training import degrade
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from detector import cli, config
-from detector.storage import is_remote
+from detector.ingest.storage import is_remote
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -41,7 +41,7 @@ def test_it_refuses_an_option_where_the_output_folder_goes(tmp_path: Path) -> No
 def test_a_short_run_writes_weights_log_and_the_backend(pack: Path, tmp_path: Path) -> None:
     """Two steps on the test pack with this machine's Python and TensorFlow: the recipe's weights and log in
     OUT/run, and OUT/log.txt saying which backend ran and how it ended."""
-    from detector.classifier import DeepfakeClassifier
+    from detector.models.classifier import DeepfakeClassifier
 
     init = tmp_path / "init.keras"
     DeepfakeClassifier("mobilenetv2", weights=None).save(init)

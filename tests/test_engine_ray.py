@@ -20,9 +20,11 @@ ray = pytest.importorskip("ray", reason="Ray is optional: 'make ray' installs re
 pytest.importorskip("ray.data", reason="Ray Data is optional: 'make ray' installs requirements-ray.txt (CI does)")
 
 import app  # noqa: E402
-from detector import batch, engine_ray, storage  # noqa: E402
-from detector.model import load_detector  # noqa: E402
-from detector.pipeline import ScanOptions  # noqa: E402
+from detector.engines import batch  # noqa: E402
+from detector.engines import engine_ray  # noqa: E402
+from detector.ingest import storage  # noqa: E402
+from detector.models.model import load_detector  # noqa: E402
+from detector.scan.pipeline import ScanOptions  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

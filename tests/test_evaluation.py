@@ -1,5 +1,5 @@
-"""Checks for detector.evaluation: the report's two levels agree with the scanner's rule and with scikit-learn, and
-the report files are written (also for a set with one class)."""
+"""Checks for detector.evaluate.evaluation: the report's two levels agree with the scanner's rule and with
+scikit-learn, and the report files are written (also for a set with one class)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from detector.aggregate import ScoredTracks
-from detector.evaluation import LabelledItem, evaluation_report, write_report
+from detector.scan.aggregate import ScoredTracks
+from detector.evaluate.evaluation import LabelledItem, evaluation_report, write_report
 
 
 def labelled_items(seed: int = 0, n_videos: int = 17, frames: int = 8) -> list[LabelledItem]:

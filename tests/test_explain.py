@@ -1,5 +1,5 @@
-"""Checks for detector.explain, run for every registered explainer: heatmap shape and range, that the heatmap points
-at what drives the score, and the overlay/montage images the report shows."""
+"""Checks for detector.scan.explain, run for every registered explainer: heatmap shape and range, that the heatmap
+points at what drives the score, and the overlay/montage images the report shows."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from conftest import sample_faces, spread_head
 from skimage import data
 
 from detector import config
-from detector.explain import EXPLAINERS, _normalise, make_explainer, montage, overlay
-from detector.model import build_classifier
+from detector.scan.explain import EXPLAINERS, _normalise, make_explainer, montage, overlay
+from detector.models.model import build_classifier
 
 SIZE = config.IMAGE_SIZE
 

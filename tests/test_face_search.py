@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from skimage import data
 
-from detector import mtcnn_region
-from detector.face_search import FaceSearch, SearchSettings
-from detector.faces import Detection, FaceDetector, iou
-from detector.mtcnn_region import Region
+from detector.face import mtcnn_region
+from detector.face.face_search import FaceSearch, SearchSettings
+from detector.face.faces import Detection, FaceDetector, iou
+from detector.face.mtcnn_region import Region
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +247,7 @@ def test_face_search_keeps_the_boxes_of_whole_frame_search(demo, tmp_path) -> No
     """On the demo clip (a camera panning and zooming over a face) and on the same clip turned sideways without
     rotation metadata, following faces gives the same tracks and boxes as searching every frame whole, with a
     fraction of the whole-frame searches."""
-    from detector.pipeline import extract_faces
+    from detector.scan.pipeline import extract_faces
 
     upright = demo / "astronaut_pan.mp4"
     sideways = tmp_path / "sideways.mp4"

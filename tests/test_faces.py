@@ -1,4 +1,4 @@
-"""Checks for detector.faces: MTCNN on a real face (scikit-image's astronaut), crop geometry, IoU and tracking."""
+"""Checks for detector.face.faces: MTCNN on a real face (scikit-image's astronaut), crop geometry, IoU and tracking."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from detector.faces import Detection, FaceDetector, FaceTracker, Observation, crop_face, iou
+from detector.face.faces import Detection, FaceDetector, FaceTracker, Observation, crop_face, iou
 
 #: Where the astronaut's face is in the 512x512 image (x1, y1, x2, y2), read off the picture and MTCNN's output.
 ASTRONAUT_FACE = np.array([182, 64, 265, 171], np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.feature_probe import paired_groups, probe, train_indices
+from training.experiments.feature_probe import paired_groups, probe, train_indices
 
 
 def _crops() -> list[dict]:

@@ -1,4 +1,4 @@
-"""Which files a run scans and where its results may go (detector.inputs): no media is decoded here."""
+"""Which files a run scans and where its results may go (detector.ingest.inputs): no media is decoded here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from detector.errors import DetectorError, InputError
-from detector.inputs import check_output, find_media, list_inputs, missing_reason, result_name, unique_names
+from detector.ingest.inputs import check_output, find_media, list_inputs, missing_reason, result_name, unique_names
 
 
 @pytest.fixture()

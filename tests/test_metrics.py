@@ -1,5 +1,5 @@
-"""Checks for detector.metrics: the threshold metrics against scikit-learn's, EER against hand computations and an
-independent interpolation, undefined metrics as None with a note, and the stratified and grouped bootstrap."""
+"""Checks for detector.evaluate.metrics: the threshold metrics against scikit-learn's, EER against hand computations
+and an independent interpolation, undefined metrics as None with a note, and the stratified and grouped bootstrap."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from detector import metrics
+from detector.evaluate import metrics
 
 
 def _random_set(seed: int, n: int = 300, decimals: int = 2) -> tuple[np.ndarray, np.ndarray]:

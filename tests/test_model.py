@@ -1,4 +1,5 @@
-"""Checks for detector.model: the task network, export in TF Serving layout, every way of loading it back, the card.
+"""Checks for detector.models.model: the task network, export in TF Serving layout, every way of loading it back, the
+card.
 
 Building and exporting EfficientNetV2-B0 takes tens of seconds on a small CPU, so one network is built and exported
 per module and every test reads from that.
@@ -21,9 +22,9 @@ from conftest import sample_faces, spread_head
 from PIL import Image
 
 from detector import config
-from detector import model as model_mod
+from detector.models import model as model_mod
 from detector.errors import ModelError
-from detector.model import Detector, DeepfakeClassifier, ModelCard, build_classifier, export_model, load_detector
+from detector.models.model import Detector, DeepfakeClassifier, ModelCard, build_classifier, export_model, load_detector
 
 SIZE = config.IMAGE_SIZE
 

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from detector.faces import Detection, Observation
-from detector.overlap import StreamScorer, prefetch
+from detector.face.faces import Detection, Observation
+from detector.scan.overlap import StreamScorer, prefetch
 
 
 def _numbers(n: int, log: list[str], fail_at: int | None = None):
@@ -101,8 +101,8 @@ def test_a_model_failure_surfaces_at_finish() -> None:
 
 @pytest.mark.e2e  # the shipped model and MTCNN on the demo clip
 def test_overlapped_scan_scores_like_a_scan_in_sequence(demo) -> None:
-    from detector.model import load_detector
-    from detector.pipeline import ScanOptions, Scanner
+    from detector.models.model import load_detector
+    from detector.scan.pipeline import ScanOptions, Scanner
 
     detector = load_detector()
     overlapped = Scanner(detector, ScanOptions(frames=12, gradcam=False)).scan(demo / "astronaut_pan.mp4")

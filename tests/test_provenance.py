@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from conftest import run_app
 
-from detector import metadata_tags, provenance
+from detector.origin import metadata_tags
+from detector.origin import provenance
 from detector.errors import InputError
-from detector.pipeline import ScanResult
-from detector.provenance import NO_CREDENTIALS, load_trusted_signers, read_provenance
-from detector.report import (SUMMARY_FIELDS, format_table, result_to_dict, summary_row, write_result,
+from detector.scan.pipeline import ScanResult
+from detector.origin.provenance import NO_CREDENTIALS, load_trusted_signers, read_provenance
+from detector.scan.report import (SUMMARY_FIELDS, format_table, result_to_dict, summary_row, write_result,
                              write_summary)
-from detector.scoring import ModelCard
+from detector.models.scoring import ModelCard
 
 if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
     pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)", allow_module_level=True)

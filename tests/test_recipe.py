@@ -72,7 +72,7 @@ def test_synthetic_pairs_are_cross_identity_blends_at_the_cross_share(worker, mo
     """With every pair synthetic: at cross share 1 each fake pastes a face of another group onto its real, at 0 each
     is a self-blend of its own crop; either way only the face changes. The warp share picks the pasted face's shape:
     at 1 every paste takes the target's (piecewise), at 0 none does."""
-    from training import cross_blend as cross_module
+    from training.data import cross_blend as cross_module
 
     sampler, images, crops = recipe._sampler("all"), worker["images"], worker["crops"]
     pasted: list[tuple[np.ndarray, np.ndarray, str]] = []
@@ -165,7 +165,7 @@ def test_weights_writer_saves_the_trained_weights_without_the_optimizers_state(t
 
 
 def test_bad_init_weights_or_pool_settings_are_one_line_errors(pack: Path, tmp_path: Path, capsys) -> None:
-    from detector.classifier import DeepfakeClassifier
+    from detector.models.classifier import DeepfakeClassifier
 
     init = tmp_path / "init.keras"
     DeepfakeClassifier("mobilenetv2", weights=None).save(init)
@@ -190,8 +190,10 @@ def test_recipe_runs_with_weight_mixes_and_a_frozen_backbone_and_exports_a_mix(p
     import h5py
     import keras
 
-    from detector.classifier import DeepfakeClassifier
-    from training import export, lomo_report, stats_head
+    from detector.models.classifier import DeepfakeClassifier
+    from training import export
+    from training import lomo_report
+    from training import stats_head
 
     init, run, model_root = tmp_path / "init.keras", tmp_path / "run", tmp_path / "model"
     DeepfakeClassifier("mobilenetv2", weights=None).save(init)

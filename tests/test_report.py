@@ -1,4 +1,4 @@
-"""Checks for detector.report on hand-made scan results: result.json schema, PNGs, a self-contained report.html,
+"""Checks for detector.scan.report on hand-made scan results: result.json schema, PNGs, a self-contained report.html,
 summary.csv and the terminal table."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.faces import KEYPOINT_NAMES, Detection, FaceTrack, Observation
-from detector.scoring import ModelCard
-from detector.pipeline import Explanation, ScanResult
-from detector.report import (SCHEMA_VERSION, SUMMARY_FIELDS, WARNING_SEPARATOR, format_table, result_to_dict,
+from detector.face.faces import KEYPOINT_NAMES, Detection, FaceTrack, Observation
+from detector.models.scoring import ModelCard
+from detector.scan.pipeline import Explanation, ScanResult
+from detector.scan.report import (SCHEMA_VERSION, SUMMARY_FIELDS, WARNING_SEPARATOR, format_table, result_to_dict,
                              summary_row, write_result, write_summary)
-from detector.video import VideoInfo
+from detector.ingest.video import VideoInfo
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from detector.faces import FaceDetector, crop_face
-from training import sbi
-from training.dense_landmarks import DlibLandmarks, FivePointLandmarks, find_predictor, load_landmark_model
+from detector.face.faces import FaceDetector, crop_face
+from training.data import sbi
+from training.data.dense_landmarks import DlibLandmarks, FivePointLandmarks, find_predictor, load_landmark_model
 from training.train import face_box_in_crop
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_faces" / "lfw"
@@ -97,7 +97,7 @@ def test_five_point_fallback(face, monkeypatch) -> None:
     eye_dist = np.linalg.norm(keypoints[1] - keypoints[0])
     assert hull_area > 2 * eye_dist ** 2
     monkeypatch.setenv("DETECTOR_DLIB_PREDICTOR", "/nonexistent")
-    monkeypatch.setattr("training.dense_landmarks.DEBIAN_PREDICTOR", Path("/nonexistent"))
+    monkeypatch.setattr("training.data.dense_landmarks.DEBIAN_PREDICTOR", Path("/nonexistent"))
     model = load_landmark_model("dlib")
     assert isinstance(model, FivePointLandmarks)
     np.testing.assert_array_equal(model.predict(image, face_box_in_crop(224), keypoints), keypoints)

@@ -29,11 +29,11 @@ import pytest
 from conftest import ServerProcess, ffmpeg, free_port, run_app
 from fastapi.testclient import TestClient
 
-from detector.jobs import Job, JobStore, Retention, ScanWorker, display_name, folder_name, gave_up
-from detector.pipeline import ScanResult
-from detector.report import result_to_dict
-from detector.scoring import ModelCard
-from detector.server import ServerSettings, create_app, safe_file
+from detector.serve.jobs import Job, JobStore, Retention, ScanWorker, display_name, folder_name, gave_up
+from detector.scan.pipeline import ScanResult
+from detector.scan.report import result_to_dict
+from detector.models.scoring import ModelCard
+from detector.serve.server import ServerSettings, create_app, safe_file
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UPLOAD_LIMIT_MB = 1
@@ -213,7 +213,7 @@ def test_delete_and_retention(tmp_path: Path) -> None:
 
 
 class QueueOnly:
-    """Stands in for :class:`detector.jobs.ScanWorker` where only the HTTP layer is under test: it takes jobs and
+    """Stands in for :class:`detector.serve.jobs.ScanWorker` where only the HTTP layer is under test: it takes jobs and
     scans none (the real worker is tested end to end below)."""
 
     def __init__(self) -> None:
@@ -383,8 +383,8 @@ class Scanned:
 def scanned(tmp_path_factory: pytest.TempPathFactory, demo: Path) -> Iterator[Scanned]:
     """The real worker with the shipped model (or the untrained stand-in), in-process: the demo clip and still
     uploaded and scanned to the end."""
-    from detector.model import load_detector
-    from detector.pipeline import ScanOptions, Scanner
+    from detector.models.model import load_detector
+    from detector.scan.pipeline import ScanOptions, Scanner
 
     data_dir = tmp_path_factory.mktemp("server") / "data"
     detector = load_detector()

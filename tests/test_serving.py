@@ -20,11 +20,11 @@ import pytest
 import tensorflow as tf
 from conftest import run_app, sample_faces, spread_head
 
-from detector import backbones
+from detector.models import backbones
 from detector.errors import ModelError
-from detector.model import ModelCard, build_classifier, export_model, load_detector
-from detector.scoring import Scorer
-from detector.serving import RestDetector
+from detector.models.model import ModelCard, build_classifier, export_model, load_detector
+from detector.models.scoring import Scorer
+from detector.models.serving import RestDetector
 
 pytestmark = pytest.mark.slow  # exports a network and serves it
 

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 from detector import config
-from detector import model as model_mod
+from detector.models import model as model_mod
 from detector.demo import astronaut
-from detector.model import load_detector
+from detector.models.model import load_detector
 
 ROOT = config.DEFAULT_MODEL_DIR
 pytestmark = pytest.mark.slow  # loads the shipped model (and exports it once more)
@@ -78,8 +78,8 @@ def test_the_task_model_reexports_with_the_same_signatures(card: dict, tmp_path:
     shipped SavedModel's signatures, which are the ones every release has served."""
     import keras
 
-    from detector.classifier import DeepfakeClassifier
-    from detector.scoring import ModelCard
+    from detector.models.classifier import DeepfakeClassifier
+    from detector.models.scoring import ModelCard
 
     net = keras.models.load_model(ROOT / "model.keras", compile=False)
     assert isinstance(net, DeepfakeClassifier)

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector import backbones
-from detector.classifier import ChannelStatistics, build_classifier
+from detector.models import backbones
+from detector.models.classifier import ChannelStatistics, build_classifier
 from training import stats_head
-from detector.manifest import MediaItem
-from training.feature_probe import fit_head
+from detector.ingest.manifest import MediaItem
+from training.experiments.feature_probe import fit_head
 from training.prepare import _item_key, source_name
 
 TAPS = backbones.get("mobilenetv2").stat_taps
@@ -38,9 +38,9 @@ def test_head_variants_save_load_serve_and_explain(variant: str, tmp_path: Path)
     import keras
     import tensorflow as tf
 
-    from detector.explain import make_explainer
-    from detector.model import export_model
-    from detector.scoring import INPUT_NAME, OUTPUT_NAME, ModelCard
+    from detector.scan.explain import make_explainer
+    from detector.models.model import export_model
+    from detector.models.scoring import INPUT_NAME, OUTPUT_NAME, ModelCard
 
     model = build_classifier("mobilenetv2", **VARIANTS[variant])
     faces = np.random.default_rng(1).integers(0, 256, (3, 224, 224, 3)).astype(np.uint8)
@@ -107,7 +107,7 @@ def test_fitted_heads_are_what_the_saved_model_computes(per_kind: bool, pack: Pa
     """The scorer fitted on features (statistics head, or one per kind of fake, plus the kept head, standardised)
     and the task model with those weights give the same probabilities, so the exported model is the one the
     figures were measured on."""
-    from detector.classifier import DeepfakeClassifier
+    from detector.models.classifier import DeepfakeClassifier
     from training.recipe import load_pack
 
     init = tmp_path / "init.keras"
@@ -212,7 +212,7 @@ def test_each_fold_also_scores_its_videos_re_encoded_copies(pack: Path) -> None:
 def test_init_weights_are_loaded_into_the_init_model_first(tmp_path: Path) -> None:
     """A recipe run saves weights only: with ``init_weights`` the backbone and kept head are those weights, not
     the ``init`` model's own."""
-    from detector.classifier import DeepfakeClassifier
+    from detector.models.classifier import DeepfakeClassifier
 
     init, trained = tmp_path / "init.keras", tmp_path / "final.weights.h5"
     model = DeepfakeClassifier("mobilenetv2", weights=None)
@@ -232,7 +232,7 @@ def test_init_weights_are_loaded_into_the_init_model_first(tmp_path: Path) -> No
 def test_several_init_weights_are_averaged(tmp_path: Path) -> None:
     """Checkpoint averaging: with two weights files every variable (batch-norm statistics too) is their mean; one
     file in a list loads as it is."""
-    from detector.classifier import DeepfakeClassifier
+    from detector.models.classifier import DeepfakeClassifier
 
     init, a, b = tmp_path / "init.keras", tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
     model = DeepfakeClassifier("mobilenetv2", weights=None)
@@ -260,8 +260,8 @@ def _entries_of(model, name: str, weights: list[np.ndarray]) -> list[np.ndarray]
 def _fold_run(pack: Path, run: Path, init: Path) -> dict[str, Path]:
     """A recipe run's fold part, as training.recipe writes it: per method, weights of a backbone (here the init
     model shifted by a different amount per fold) and the fold's held-out items."""
-    from detector.classifier import DeepfakeClassifier
-    from training.folds import method_folds
+    from detector.models.classifier import DeepfakeClassifier
+    from training.data.folds import method_folds
     from training.recipe import load_pack, pool_items
 
     crops, _ = load_pack(pack)
@@ -335,7 +335,7 @@ def test_stats_head_runs_leave_one_method_out_and_exports(pack: Path, tmp_path: 
     they are and damaged, the threshold from the out-of-fold reals, and an export whose card says what it is."""
     import keras
 
-    from detector.classifier import DeepfakeClassifier
+    from detector.models.classifier import DeepfakeClassifier
     from training import export
 
     init, run, root = tmp_path / "init.keras", tmp_path / "run", tmp_path / "model"
@@ -374,7 +374,7 @@ def test_stats_head_per_kind_fits_a_head_per_kind_and_exports_them(pack: Path, t
     writes them into its summary and the card and exports a model with one statistics unit per kind."""
     import keras
 
-    from detector.classifier import DeepfakeClassifier
+    from detector.models.classifier import DeepfakeClassifier
     from training import export
 
     init, run, root = tmp_path / "init.keras", tmp_path / "run", tmp_path / "model"

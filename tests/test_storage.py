@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from detector import batch, storage
+from detector.engines import batch
+from detector.ingest import storage
 from detector.errors import DetectorError, InputError
-from detector.pipeline import result_name
+from detector.scan.pipeline import result_name
 
 
 def test_remote_locations_are_recognised_and_joined() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector import aggregate
-from detector.aggregate import TrackFacts, select_tracks
-from detector.faces import Detection, FaceTrack, Observation
-from detector.pipeline import mark_counted_tracks
+from detector.scan import aggregate
+from detector.scan.aggregate import TrackFacts, select_tracks
+from detector.face.faces import Detection, FaceTrack, Observation
+from detector.scan.pipeline import mark_counted_tracks
 
 #: Five keypoints of an upright face in a 224-px aligned crop (eyes, nose, mouth corners).
 FACE_KPS = np.array([[80, 95], [144, 95], [112, 125], [88, 155], [136, 155]], np.float32)
@@ -42,10 +42,10 @@ def test_a_one_frame_track_never_decides_a_multi_frame_video() -> None:
 @pytest.fixture
 def demo_result_doc() -> dict:
     """result.json of a scan whose tracks are the ones above (the scanner's finish and the report; no model)."""
-    from detector.scoring import ModelCard
-    from detector.pipeline import ExtractedFaces, ScanOptions, ScanResult, Scanner
-    from detector.report import result_to_dict
-    from detector.video import VideoInfo
+    from detector.models.scoring import ModelCard
+    from detector.scan.pipeline import ExtractedFaces, ScanOptions, ScanResult, Scanner
+    from detector.scan.report import result_to_dict
+    from detector.ingest.video import VideoInfo
 
     class ScoredAlready:
         """Stands in for the model: the observations carry their probabilities, only the card is read."""

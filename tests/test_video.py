@@ -1,4 +1,5 @@
-"""Checks for detector.video on media generated here with ffmpeg: probe facts, sampling, decoding and bad inputs."""
+"""Checks for detector.ingest.video on media generated here with ffmpeg: probe facts, sampling, decoding and bad
+inputs."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from conftest import ffmpeg, png_header_only
 from PIL import Image, ImageOps
 from skimage import data
 
-from detector import video
+from detector.ingest import video
 from detector.demo import write_video
 from detector.errors import InputError
-from detector.faces import iou
+from detector.face.faces import iou
 
 if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
     pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)", allow_module_level=True)
@@ -391,7 +392,7 @@ def test_exif_orientation_is_applied_to_stills(orientation: int, portrait: np.nd
 
 @pytest.fixture(scope="module")
 def face_detector():
-    from detector.faces import FaceDetector
+    from detector.face.faces import FaceDetector
 
     return FaceDetector()
 

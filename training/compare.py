@@ -6,7 +6,7 @@ Why: each run's own interval on the pool is about +-0.08 wide (55 fakes, 75 real
 whatever they measure, and a fixed bar on the point estimate (say 0.81 against 0.79) is passed or missed by noise
 as often as by a real gain. The two runs score the same held-out videos, though, and most of what moves one AUC
 in a resample moves the other too. Resampling the videos once for both (stratified: as many fakes and reals as
-there are, the way :func:`detector.metrics.bootstrap_ci` draws) and taking the difference in each draw gives an
+there are, the way :func:`detector.evaluate.metrics.bootstrap_ci` draws) and taking the difference in each draw gives an
 interval for the difference itself, far narrower than either run's, so "B beats A" can be asked of the data.
 
 Each argument is a run folder with ``recipe_log.json`` (``training.recipe``) or ``stats_log.json``
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.metrics import bootstrap_values, percentile_interval
-from training.lomo_report import (REENCODED_NAME, REENCODED_VIEW, VIEW_NAMES, _auc, footage_pairs, method_mask,
+from detector.evaluate.metrics import bootstrap_values, percentile_interval
+from training.lomo_report import (REENCODED_NAME, REENCODED_VIEW, VIEW_NAMES, auc_or_none, footage_pairs, method_mask,
                                   same_footage_pairs)
 
 #: The views a fold log scores every held-out video in, and the names lomo_report gives them.
@@ -88,13 +88,13 @@ def paired_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_bootstrap: 
                       seed: int = 0) -> dict:
     """AUC of ``b`` minus AUC of ``a`` on the same samples, with 95 % and 90 % paired bootstrap intervals (the same
     resampled videos for both in every draw; the 90 % interval's low end is the one-sided 95 % bound)."""
-    auc_a, auc_b = _auc(y, a), _auc(y, b)
+    auc_a, auc_b = auc_or_none(y, a), auc_or_none(y, b)
     if auc_a is None or auc_b is None:
         raise ValueError("both classes are needed for an AUC")
 
     def difference(y_draw: np.ndarray, idx: np.ndarray) -> float | None:
         idx = idx.astype(np.int64)
-        da, db = _auc(y_draw, a[idx]), _auc(y_draw, b[idx])
+        da, db = auc_or_none(y_draw, a[idx]), auc_or_none(y_draw, b[idx])
         return None if da is None or db is None else db - da
 
     # the bootstrap resamples (label, score) pairs; giving it each sample's index as its "score" lets one draw

@@ -6,7 +6,7 @@
 
 Videos are re-encoded with H.264 (libx264) at ``--crf``, after scaling down to ``--height`` lines where they are
 taller (the width follows, even); the audio is dropped (the detector never reads it). Stills go through the same
-codec as one intra-coded frame (``training.codec.h264_roundtrip``) and, where taller, the same downscale, and are
+codec as one intra-coded frame (``training.data.codec.h264_roundtrip``) and, where taller, the same downscale, and are
 written as PNG so nothing else damages them. The copy keeps the manifest's rows and columns, with each path
 pointing at its damaged copy (relative to the new manifest), so ``app.py --evaluate`` reads it as it reads the
 original. One bad file is reported and left out; the rest carry on.
@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.inputs import IMAGE_SUFFIXES
-from training.codec import h264_roundtrip
+from detector.ingest.inputs import IMAGE_SUFFIXES
+from training.data.codec import h264_roundtrip
 
 #: H.264 quality of the default re-encode: 35 is visibly blocky, what a heavily re-shared clip carries.
 DEFAULT_CRF = 35

@@ -7,8 +7,8 @@
 Frame- and video-level accuracy, precision, recall, F1, ROC-AUC (with a bootstrap interval: labelled sets are small),
 average precision, EER, log loss and the confusion matrix; ROC and confusion plots; metrics.json + metrics.md. Videos
 and still images are reported apart and together. Scanning, the reports and their rule are
-:mod:`detector.evaluation`'s; this module adds prepared crop datasets (:mod:`training.prepare`), scored without running
-ingestion and MTCNN again.
+:mod:`detector.evaluate.evaluation`'s; this module adds prepared crop datasets (:mod:`training.prepare`), scored
+without running ingestion and MTCNN again.
 """
 
 from __future__ import annotations
@@ -22,18 +22,19 @@ from pathlib import Path
 import numpy as np
 
 from detector import config
-from detector.aggregate import tracks_from_rows
+from detector.scan.aggregate import tracks_from_rows
 from detector.errors import DetectorError
-from detector.evaluation import LabelledItem, evaluate_manifest, report_sections
-from detector.inputs import IMAGE_SUFFIXES
-from detector.scoring import Scorer
+from detector.evaluate.evaluation import LabelledItem, evaluate_manifest, report_sections
+from detector.ingest.inputs import IMAGE_SUFFIXES
+from detector.models.scoring import Scorer
+from detector.scan.options import ScanOptions
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_prepared(data_dir: Path, out_dir: Path, detector: Scorer) -> dict:
     """Score a prepared crop dataset (``training.prepare``) without re-running ingestion and MTCNN."""
-    from training.prepare import load_index, read_crop
+    from training.data.crops import load_index, read_crop
 
     rows = load_index(data_dir)
     probs = detector.predict(np.stack([read_crop(r["crop"], detector.image_size) for r in rows]))
@@ -58,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=config.FRAMES_PER_VIDEO)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    from detector.model import load_detector
+    from detector.models.model import load_detector
 
     try:
         detector = load_detector(args.model)
         if args.manifest:
-            return evaluate_manifest(args.manifest, args.out, detector, args.frames)
+            return evaluate_manifest(args.manifest, args.out, detector, ScanOptions(frames=args.frames))
         print(json.dumps(evaluate_prepared(args.data, args.out, detector), indent=2))
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -20,8 +20,8 @@ from pathlib import Path
 import keras
 
 from detector import config
-from detector.model import export_model
-from detector.scoring import ModelCard
+from detector.models.model import export_model
+from detector.models.scoring import ModelCard
 from training.recipe import mix_weights
 
 

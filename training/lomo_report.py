@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from detector.metrics import bootstrap_ci
+from detector.evaluate.metrics import bootstrap_ci
 
 #: False-positive rate on out-of-fold reals at which the shipped threshold is set.
 TARGET_FPR = 0.05
@@ -45,7 +45,8 @@ VIEW_NAMES = {"score": "as_is", "crf35": "h264_crf35", "half_res": "half_resolut
 REENCODED_NAME = "h264_crf35_video"
 
 
-def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
+def auc_or_none(y: np.ndarray, s: np.ndarray) -> float | None:
+    """ROC-AUC, or None where only one class is present (a fold or a method with no reals or no fakes)."""
     return float(roc_auc_score(y, s)) if len(set(y.tolist())) == 2 else None
 
 
@@ -70,8 +71,8 @@ def round_up(threshold: float, digits: int = 4) -> float:
 
 
 def block(y: np.ndarray, s: np.ndarray, n_bootstrap: int = 2000) -> dict:
-    auc = _auc(y, s)
-    ci = bootstrap_ci(y, s, _auc, n=n_bootstrap) if auc is not None and n_bootstrap else None
+    auc = auc_or_none(y, s)
+    ci = bootstrap_ci(y, s, auc_or_none, n=n_bootstrap) if auc is not None and n_bootstrap else None
     return {"fakes": int(y.sum()), "reals": int((1 - y).sum()), "roc_auc": None if auc is None else round(auc, 4),
             "roc_auc_ci": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
             "tpr_at_5pct_fpr": round(tpr_at_fpr(y, s, 0.05), 4), "tpr_at_10pct_fpr": round(tpr_at_fpr(y, s, 0.10), 4)}
@@ -104,7 +105,7 @@ def reencoded_figures(rows: list[tuple[str, dict]], n_bootstrap: int = 2000) -> 
     again drops out of both). ``rows``: each video's fold method and scores."""
     y = np.array([v["label"] for _, v in rows])
     s = np.array([v[REENCODED_VIEW] for _, v in rows], np.float64)
-    as_is = _auc(y, np.array([v["score"] for _, v in rows], np.float64))
+    as_is = auc_or_none(y, np.array([v["score"] for _, v in rows], np.float64))
     out = {"pooled": block(y, s, n_bootstrap), "as_is_same_videos": None if as_is is None else round(as_is, 4),
            "per_method": {}}
     methods = [m for m, _ in rows]

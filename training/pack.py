@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from training.prepare import load_index
+from training.data.crops import face_box_in_crop, load_index
 
 
 def _subsample(rows: list[dict], per_track: int) -> list[dict]:
@@ -41,7 +41,6 @@ def build_pack(sources: list[tuple[Path, str, int]], out: Path, methods: dict[st
                quality: int = 92, landmark_model=None, max_items: int | None = None) -> dict:
     """Write ``out/crops/*.jpg`` and ``out/meta.json``. ``sources`` are (prepared dir, role, crops per track) with
     role ``pool`` (labelled fakes and reals with methods), ``real`` (self-blend sources) or ``eval`` (curves only)."""
-    from training.train import face_box_in_crop
 
     (out / "crops").mkdir(parents=True, exist_ok=True)
     entries = []
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-real-items", type=int, help="at most this many items (videos, stills) per --real dataset")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    from training.dense_landmarks import load_landmark_model
+    from training.data.dense_landmarks import load_landmark_model
 
     methods = read_methods(args.pool_manifest) if args.pool_manifest else {}
     sources = ([(d, "pool", args.per_track) for d in args.pool] + [(d, "real", args.per_track) for d in args.real]

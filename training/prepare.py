@@ -22,15 +22,15 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 from detector import config
 from detector.errors import DetectorError
-from detector.faces import FaceDetector
-from detector.inputs import IMAGE_SUFFIXES, find_media
-from detector.manifest import LABELS, MediaItem, parse_label, read_manifest  # noqa: F401  (this module's API too)
-from detector.pipeline import extract_faces
+from detector.face.faces import FaceDetector
+from detector.ingest.inputs import IMAGE_SUFFIXES, find_media
+from detector.ingest.manifest import LABELS, MediaItem, parse_label, read_manifest  # noqa: F401  (this module's API too)
+from detector.scan.pipeline import extract_faces
+from training.data.crops import load_index, read_crop  # noqa: F401  (this module's API too)
 
 log = logging.getLogger(__name__)
 
@@ -171,27 +171,6 @@ def prepare(items: list[MediaItem], out_dir: Path, frames: int = config.FRAMES_P
             index.flush()
             counts["crops"] += len(lines)
     return counts
-
-
-def read_crop(path: str | Path, size: int) -> np.ndarray:
-    """A prepared crop back as RGB uint8 at ``size`` x ``size`` (crops are written at the model's size already)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"cannot read {path}")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image if image.shape[:2] == (size, size) else cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def load_index(out_dir: Path) -> list[dict]:
-    """The rows of a prepared dataset's index, with crop paths made absolute."""
-    rows = []
-    with (out_dir / "index.jsonl").open() as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                row["crop"] = str(out_dir / row["crop"])
-                rows.append(row)
-    return rows
 
 
 def collect(args: argparse.Namespace) -> list[MediaItem]:

@@ -7,15 +7,16 @@ the model it saves loads under TensorFlow for export. Batches are built in worke
 starts, each holding the decoded pack; every batch is half real, half fake, made of pairs:
 
 - synthetic pairs (``--sbi-share``): a real crop and a fake made from it, from every real source: pure blending
-  evidence on real footage, in every batch. ``--cross-share`` of them are cross-identity blends (training.cross_blend:
-  another person's face with close landmarks pasted in), the rest self-blends (training.sbi); ``--region-share`` of
-  them blend only the inner or the lower face (training.sbi.REGIONS), as reenactment and lip-sync do;
+  evidence on real footage, in every batch. ``--cross-share`` of them are cross-identity blends
+  (training.data.cross_blend:
+  another person's face with close landmarks pasted in), the rest self-blends (training.data.sbi); ``--region-share`` of
+  them blend only the inner or the lower face (training.data.sbi.REGIONS), as reenactment and lip-sync do;
 - same-footage pairs: a real fake and the real half of the same footage (DeepFaceLive streams, MegActor drivers),
   where only the face differs, so the model cannot learn content;
 - other real fakes against reals drawn from the pool (and from the real datasets named by ``--other-fakes-reals``).
 
-Both members of a pair get the same *kind* of random codec damage (training.codec: H.264 at CRF 18-40, rescaling,
-JPEG), drawn independently of the label. Folds: training.folds (one per method, groups never on both sides); each
+Both members of a pair get the same *kind* of random codec damage (training.data.codec: H.264 at CRF 18-40, rescaling,
+JPEG), drawn independently of the label. Folds: training.data.folds (one per method, groups never on both sides); each
 fold model starts from the same initial weights and scores its held-out method's videos with the scanner's own
 aggregation rule. The final model trains on everything with more steps. Nothing here picks a checkpoint or a
 threshold on the labelled validation set: the eval set only draws curves.
@@ -42,37 +43,20 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from detector import aggregate
-from training import codec
-from training.cross_blend import BlendSources
-from training.folds import PoolItem, fold_slug, method_folds
+from training.data import codec
+from training.data.cross_blend import BlendSources
+from training.data.folds import fold_slug, method_folds
+from training.data.packs import load_pack, pool_items, video_scores
 
 _STATE: dict = {}
 #: Share of the synthetic pairs made as cross-identity blends (the rest are self-blends). Cross-identity blends
 #: measured better both ways tried: on frozen statistics features a head trained on self-blends alone scored 0.50 on
-#: the pool's unseen methods and cross-identity blends 0.57 (training.synthetic_probe); fine-tuning from version 1 on
-#: CPU (README) with cross-identity blends gave 0.49 across methods and 0.80 on the labelled eval crops, where
-#: self-blends gave 0.44 and 0.62.
+#: the pool's unseen methods and cross-identity blends 0.57 (training.experiments.synthetic_probe); fine-tuning from
+#: version 1 on CPU (docs/research-log.md) with cross-identity blends gave 0.49 across methods and 0.80 on the
+#: labelled eval crops, where self-blends gave 0.44 and 0.62.
 DEFAULT_CROSS_SHARE = 1.0
 #: Where a run keeps its fold models' weights (one ``<fold number>_<method>.weights.h5`` each), inside ``--out``.
 FOLD_WEIGHTS_DIR = "folds"
-
-
-def load_pack(pack: Path) -> tuple[list[dict], np.ndarray]:
-    meta = json.loads((pack / "meta.json").read_text())
-    crops = meta["crops"]
-    images = np.empty((len(crops), meta["image_size"], meta["image_size"], 3), np.uint8)
-    for i, entry in enumerate(crops):
-        images[i] = cv2.cvtColor(cv2.imread(str(pack / "crops" / entry["file"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return crops, images
-
-
-def pool_items(crops: list[dict]) -> list[PoolItem]:
-    seen: dict[str, PoolItem] = {}
-    for c in crops:
-        if c["role"] == "pool":
-            seen.setdefault(c["item"], PoolItem(c["item"], c["label"], c["method"], c["group"]))
-    return list(seen.values())
 
 
 class Sampler:
@@ -228,21 +212,6 @@ def make_batch(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     return images[order], labels[order]
 
 
-def video_scores(crops: list[dict], probs: np.ndarray, items: set[str]) -> dict[str, float]:
-    """Scanner's rule per item (counted tracks, mean per track, most suspicious track)."""
-    tracks: dict[str, dict[int, list[float]]] = {}
-    counted: dict[str, dict[int, bool]] = {}
-    for c, p in zip(crops, probs):
-        if c["item"] in items:
-            tracks.setdefault(c["item"], {}).setdefault(c["track"], []).append(float(p))
-            counted.setdefault(c["item"], {})[c["track"]] = bool(c["counted"])
-    out = {}
-    for item, per in tracks.items():
-        decisions = [aggregate.TrackDecision(counted[item][t]) for t in per]
-        out[item] = aggregate.decide(list(per.values()), decisions)[1]
-    return out
-
-
 def item_figures(crops: list[dict], scores: np.ndarray, role: str = "eval", n_bootstrap: int = 2000) -> dict | None:
     """Crop scores (one per crop of ``crops``) on the ``role`` crops as video-level figures by the scanner's rule (for
     the eval crops, the labelled set: shown, never used to choose anything). None without both classes there."""
@@ -256,13 +225,6 @@ def item_figures(crops: list[dict], scores: np.ndarray, role: str = "eval", n_bo
     videos = video_scores([crops[i] for i in idx], np.asarray(scores)[idx], items)
     y = np.array([label_of[k] for k in videos])
     return block(y, np.array([videos[k] for k in videos]), n_bootstrap) if len(set(y.tolist())) == 2 else None
-
-
-def _damaged(images: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "crf35":
-        return codec.h264_roundtrip(images, 35) if codec.ffmpeg_available() else np.stack(
-            [codec.jpeg_roundtrip(x, 30) for x in images])
-    return np.stack([codec.rescale_roundtrip(x, 0.5) for x in images])
 
 
 def _auc(labels: list[int], scores: list[float]) -> float | None:
@@ -353,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import keras
 
-    from detector import classifier  # noqa: F401  (registers the task model and its layers for loading)
+    from detector.models import classifier  # noqa: F401  (registers the task model and its layers for loading)
 
     log = {"settings": {**settings, **{k: str(v) for k, v in vars(args).items()}}, "backend": keras.backend.backend(),
            "folds": [], "curve": []}
@@ -444,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             idx = [i for i, c in enumerate(crops) if c["role"] == "pool" and c["item"] in test_items]
             # robustness: the same held-out crops after H.264 at CRF 35, and after a 2x downscale (about what a
             # 720p source re-encoded at 360p loses), both on top of whatever the source already had
-            damaged = {"crf35": _damaged(images[idx], "crf35"), "half_res": _damaged(images[idx], "half_res")}
+            damaged = {"crf35": codec.damaged(images[idx], "crf35"), "half_res": codec.damaged(images[idx], "half_res")}
             held_out = {it.item: it for it in fold.test}
 
             def held_out_scores() -> dict:

@@ -5,21 +5,21 @@ fitted on labeled_pool's real fakes, with leave-one-method-out figures and a tas
         [--keep-top]
 
 Why: a head on a backbone's last, pooled feature map learns what the training footage shows. Trained on the pool's
-fakes it reached 0.75 leave-one-method-out but 0.42 on the labelled set (``training.feature_probe``); every
+fakes it reached 0.75 leave-one-method-out but 0.42 on the labelled set (``training.experiments.feature_probe``); every
 fine-tuning run traded one for the other. The mean and standard deviation of each channel of four residual stages
 (strides 4 to 16) describe texture at several scales instead, the kind of evidence a blend, a generator or a
-resampling leaves, and a head on them raised both figures on the same crops (see the README).
+resampling leaves, and a head on them raised both figures on the same crops (docs/research-log.md).
 
 Steps:
 
-1. The task model with the statistics head (:class:`detector.classifier.DeepfakeClassifier` with ``taps``, the
-   backbone's :attr:`~detector.backbones.BackboneSpec.stat_taps` unless ``--taps``), its backbone weights taken
+1. The task model with the statistics head (:class:`detector.models.classifier.DeepfakeClassifier` with ``taps``, the
+   backbone's :attr:`~detector.models.backbones.BackboneSpec.stat_taps` unless ``--taps``), its backbone weights taken
    from ``--init`` and frozen: only the head is fitted. ``--keep-top`` keeps ``--init``'s own head as well (the
    self-blend detector's blending evidence) and adds the two (see :func:`mix_weights`).
 2. The features of every crop of the pack, of ``--augment`` codec-damaged copies of the pool's crops (random H.264
    CRF 18-40, rescaling, JPEG, on real and fake alike, as training.recipe damages its batches), and of the pool's
    crops after H.264 at CRF 35 and at half resolution (for the robustness figures only).
-3. Per held-out method (:func:`training.folds.method_folds`: no group on both sides), a standardised,
+3. Per held-out method (:func:`training.data.folds.method_folds`: no group on both sides), a standardised,
    class-balanced logistic regression on the other methods' pool crops (and their damaged copies) scores the
    held-out videos by the scanner's rule, as they are and damaged. The log has ``training.recipe``'s form, so
    :mod:`training.lomo_report`'s figures and threshold rule apply: the threshold calls 5 % of the out-of-fold reals
@@ -41,7 +41,7 @@ the crop-level CRF 35 view.
 ``--per-kind`` fits one head per kind of fake instead (:data:`FAKE_KINDS`: face swaps, and faces a generator drew
 whole), each on its kind's fakes against every real crop, each logit standardised on those reals, and the largest
 of them is the statistics head's logit. One linear head on every kind has to settle on one direction between them:
-raising the talking heads' figures cost DeepFaceLive's in every variant measured (see the README); the largest of
+raising the talking heads' figures cost DeepFaceLive's in every variant measured (docs/research-log.md); the largest of
 two heads is a piecewise-linear "either kind of evidence". The kinds are the pool README's, fixed before measuring.
 
 Writes ``model.keras``, ``stats_log.json``, ``lomo.json``, ``lomo.md`` and ``summary.json`` (what
@@ -60,14 +60,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from detector import backbones, config
-from detector.scoring import OUTPUT_NAME
-from training.codec import damage_batch
-from training.feature_probe import LinearHead, fit_head
-from training.folds import method_folds
+from detector.models import backbones
+from detector import config
+from detector.models.scoring import OUTPUT_NAME
+from training.data import codec
+from training.data.codec import damage_batch
+from training.data.folds import method_folds
+from training.data.packs import load_pack, pool_items, video_scores
+from training.heads.linear import LinearHead, fit_head
 from training.lomo_report import REENCODED_VIEW, lomo_figures, markdown
 from training.prepare import source_name
-from training.recipe import _damaged, item_figures, load_pack, pool_items, video_scores
+from training.recipe import item_figures
 
 #: Inverse regularisation strength of the logistic head (the feature probe's default; 0.01 to 0.3 measure alike).
 DEFAULT_C = 0.1
@@ -122,8 +125,8 @@ def stats_model(init: Path, backbone: str = config.DEFAULT_BACKBONE, taps: tuple
     head is left unfitted. ``init_weights`` (training.recipe runs' ``final.weights.h5`` of the same ``init``; several
     are averaged: :func:`load_weights`) are loaded into the ``init`` model first. ``stats_heads``: units of the
     statistics head (one per kind of fake, with ``keep_top``)."""
-    from detector.classifier import build_classifier
-    from detector.model import load_detector
+    from detector.models.classifier import build_classifier
+    from detector.models.model import load_detector
 
     source = load_detector(init).keras_model
     if source is None:
@@ -331,7 +334,7 @@ def pack_features(model, images: np.ndarray, rows: np.ndarray, augment: int, see
     features["score"], top["score"] = crop_features(extract, images)
     for view in VIEWS[1:]:
         features[view], top[view] = np.zeros_like(features["score"]), np.zeros_like(features["score"][:, 0])
-        features[view][rows], damaged_top = crop_features(extract, _damaged(images[rows], view))
+        features[view][rows], damaged_top = crop_features(extract, codec.damaged(images[rows], view))
         if damaged_top is not None:
             top[view][rows] = damaged_top
     rng = np.random.default_rng(seed)
@@ -408,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                         "standardised logit counting; needs --keep-top")
     p.add_argument("--C", type=float, default=DEFAULT_C, help="inverse regularisation strength of the head")
     p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT,
-                   help="codec-damaged copies of each training crop (training.codec.damage_batch)")
+                   help="codec-damaged copies of each training crop (training.data.codec.damage_batch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prior-images", type=int, default=0, help="images the --init model was trained on")
     p.add_argument("--fold-run", type=Path,

@@ -29,7 +29,8 @@ import keras
 import numpy as np
 
 from detector import config
-from detector.classifier import DeepfakeClassifier  # also registers the class: runs load their checkpoints back
+from training.data.crops import face_box_in_crop
+from detector.models.classifier import DeepfakeClassifier  # also registers the class: runs load their checkpoints back
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +48,12 @@ class Crop:
     dataset: str = ""
 
 
-def face_box_in_crop(size: int, margin: float = config.CROP_MARGIN) -> np.ndarray:
-    """The face box inside a prepared crop: crops are centred on the MTCNN box and ``margin`` times its longer side."""
-    half = size / (2 * margin)
-    c = size / 2
-    return np.array([c - half, c - half, c + half, c + half], np.float32)
-
-
 def load_crops(data_dirs: list[Path], size: int, landmark_model=None, max_per_item: int | None = None,
                show_progress: bool = True) -> list[Crop]:
     """Load prepared crops and their dense landmarks (computed once per dataset and cached in ``landmarks_*.npz``)."""
     from tqdm import tqdm
 
-    from training.prepare import load_index, read_crop
+    from training.data.crops import load_index, read_crop
 
     crops: list[Crop] = []
     for data_dir in data_dirs:
@@ -103,7 +97,7 @@ class PairSampler:
     """
 
     def __init__(self, crops: list[Crop], seed: int, real_fake_share: float = 0.5, augment: bool = True):
-        from training import sbi as blend
+        from training.data import sbi as blend
 
         self.blend = blend
         self.reals = [c for c in crops if c.label == 0]
@@ -157,7 +151,7 @@ def make_dataset(sampler: PairSampler, size: int, batch_size: int):
 
 def video_scores(rows: list[dict], probs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per item: its score by the scanner's own rule, over the tracks the scan would count."""
-    from detector import aggregate
+    from detector.scan import aggregate
 
     tracks = aggregate.tracks_from_rows(rows, probs)
     labels = {row["item"]: int(row["label"]) for row in rows}
@@ -206,7 +200,7 @@ def build_model(backbone: str, weights: str | None, size: int, train_backbone: b
 
 
 def threshold_at_eer(labels: np.ndarray, probs: np.ndarray) -> float:
-    from detector.metrics import equal_error_rate
+    from detector.evaluate.metrics import equal_error_rate
 
     return float(equal_error_rate(labels, probs)[1])
 
@@ -330,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     weights = None if args.weights == "none" else args.weights
 
-    from training.dense_landmarks import load_landmark_model
+    from training.data.dense_landmarks import load_landmark_model
 
     keras.utils.set_random_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -346,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     val = fixed_set(val_crops, args.val_pairs, args.seed + 1)
     eval_rows, eval_images = [], np.zeros((0, args.image_size, args.image_size, 3), np.uint8)
     if args.eval_data:
-        from training.prepare import load_index, read_crop
+        from training.data.crops import load_index, read_crop
 
         eval_rows = load_index(args.eval_data)
         eval_images = np.stack([read_crop(r["crop"], args.image_size) for r in eval_rows])
