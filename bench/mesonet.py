@@ -17,7 +17,7 @@ import cv2
 import keras
 import numpy as np
 
-from detector import video
+from detector.ingest import video
 from detector.temporal.landmarks import ShapePredictor
 
 SIZE = 256

@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: top of detector/ (config, errors, logs); never a package of its own layer or above (docs/architecture.md).
 LAYERS = {
     "ingest": 1, "face": 1, "models": 1, "origin": 1,
-    "scan": 2,
-    "engines": 3, "evaluate": 3, "serve": 3,
-    "cli": 4, "demo": 4, "__main__": 5,
+    "temporal": 2,
+    "scan": 3,
+    "engines": 4, "evaluate": 4, "serve": 4,
+    "cli": 5, "demo": 5, "__main__": 6,
 }
 SHARED = {"config", "errors", "logs", "__init__"}
 

@@ -34,7 +34,7 @@ def test_port_matches_published_scores(weights, net):
 
 @pytest.mark.slow
 def test_a_state_dict_of_another_network_is_refused(tmp_path):
-    from detector.torch_weights import load_state_dict  # noqa: F401  (the reader the loader uses)
+    from detector.models.torch_weights import load_state_dict  # noqa: F401  (the reader the loader uses)
 
     bogus = tmp_path / "bogus.pth"
     bogus.write_bytes(b"not a checkpoint")

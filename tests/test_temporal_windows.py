@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import ffmpeg
 
-from detector import video
+from detector.ingest import video
 from detector.temporal.windows import plan_windows, runs
-from detector.video import VideoInfo
+from detector.ingest.video import VideoInfo
 
 
 def _info(frames: int, fps: float = 30.0, is_image: bool = False) -> VideoInfo:

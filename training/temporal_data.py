@@ -27,12 +27,13 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from detector import config, video
+from detector import config
+from detector.ingest import video
 from detector.errors import DetectorError
-from detector.faces import FaceDetector
-from detector.inputs import find_media
-from detector.model import load_detector
-from detector.pipeline import extract_faces
+from detector.face.faces import FaceDetector
+from detector.ingest.inputs import find_media
+from detector.models.model import load_detector
+from detector.scan.pipeline import extract_faces
 from detector.temporal.branch import read_video, read_windows
 from detector.temporal.landmarks import ShapePredictor
 from detector.temporal.windows import Window

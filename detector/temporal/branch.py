@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import config, video
-from ..faces import FaceTrack
-from .landmarks import ShapePredictor, window_sequence
-from .windows import Window, WindowPlan, plan_windows, runs
+from detector import config
+from detector.ingest import video
+from detector.face.faces import FaceTrack
+from detector.temporal.landmarks import ShapePredictor, window_sequence
+from detector.temporal.windows import Window, WindowPlan, plan_windows, runs
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import DetectorError
+from detector.errors import DetectorError
 
 PREDICTOR_NAME = "shape_predictor_68_face_landmarks.dat"
 #: Where Debian's libdlib-data installs the predictor.

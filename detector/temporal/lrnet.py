@@ -1,9 +1,9 @@
 """LRNet (Sun et al., CVPR 2021) in Keras: a bidirectional GRU over a clip's landmark vectors, a residual MLP and a
 two-way softmax (index 1 = fake).
 
-Why our own port: the published model is PyTorch, which this project does not depend on; the network is tiny, so it
-is rebuilt here layer for layer and its ``.pth`` state dicts are read with :mod:`detector.torch_weights` (no torch,
-no pickle code run). The port is checked against the published recipe's own scores on fixture clips
+Why our own port: the published model is PyTorch, which this project does not depend on; the network is tiny, so
+it is rebuilt here layer for layer and its ``.pth`` state dicts are read with :mod:`detector.models.torch_weights`
+(no torch, no pickle code run). The port is checked against the published recipe's own scores on fixture clips
 (``tests/test_temporal_lrnet.py``).
 
 Two details matter for parity with PyTorch: the GRU's gate order (PyTorch r, z, n; Keras z, r, h) and its reset gate
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from ..torch_weights import load_state_dict
+from detector.models.torch_weights import load_state_dict
 
 #: 68 (x, y) landmarks per frame.
 FEATURES = 136

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import config
-from ..video import VideoInfo
+from detector import config
+from detector.ingest.video import VideoInfo
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ def plan_windows(info: VideoInfo, count: int = config.TEMPORAL_WINDOWS, length: 
     """Up to ``count`` non-overlapping windows of ``length`` frames, centred in equal segments of the video.
 
     A video too short for ``count`` windows gets as many as fit; one shorter than a window gets none, with a reason.
-    ``keyframes`` (e.g. :func:`detector.video.keyframes_before`) maps wanted start times to the keyframe at or before
-    each: a window then starts at that keyframe, since decoding from there to the wanted start would cost as much as
-    the window itself and tell nothing more; windows that would then overlap follow each other instead.
+    ``keyframes`` (e.g. :func:`detector.ingest.video.keyframes_before`) maps wanted start times to the keyframe at or
+    before each: a window then starts at that keyframe, since decoding from there to the wanted start would cost as
+    much as the window itself and tell nothing more; windows that would then overlap follow each other instead.
     """
     if count <= 0 or length <= 1:
         raise ValueError("a temporal plan needs at least one window of two frames or more")
