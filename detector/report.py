@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import inputs
 from .explain import montage, overlay
 from .faces import KEYPOINT_NAMES
 from .pipeline import ScanResult
@@ -88,9 +89,20 @@ def _cam_name(track_id: int, frame_index: int) -> str:
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    inputs.write_atomic(path, buf.tobytes())
+
+
+def result_files(doc: dict) -> list[str]:
+    """The files besides result.json that a complete result folder holds (paths relative to it): a result whose
+    folder lacks one was cut off while being written and is made again, not reused."""
+    files = ["report.html"]
+    files += [doc[key] for key in ("timeline", "gradcam_montage") if isinstance(doc.get(key), str)]
+    files += [cam["overlay"] for cam in doc.get("gradcam") or [] if isinstance(cam, dict)
+              and isinstance(cam.get("overlay"), str)]
+    return files
 
 
 def _png_b64(rgb: np.ndarray) -> str:
@@ -129,16 +141,25 @@ def timeline_png(result: ScanResult, threshold: float) -> bytes | None:
 
 
 def write_result(result: ScanResult, out_dir: Path, card: ModelCard, model_source: str = "",
-                 settings: dict | None = None) -> dict:
+                 settings: dict | None = None, identity: dict | None = None) -> dict:
     """Write everything for one input under ``out_dir/<name>/`` and return the result.json document.
 
-    ``settings`` (model and scan options) is stored so a resumed run can tell whether an old result still applies.
+    ``settings`` (model and scan options) and ``identity`` (which input this is: relative path, size, time) are
+    stored so a resumed run can tell whether an old result still applies, and to this very file. Every file is
+    written atomically, and result.json, which a resumed run looks for, is removed first and written last: a run cut
+    off anywhere in between leaves a folder without result.json (or an older one whose files are checked, see
+    :func:`result_files`), which the next run scans again.
     """
     folder = out_dir / result.name
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").unlink(missing_ok=True)
+    for stale in folder.rglob(f"{inputs.TEMP_PREFIX}*"):  # left by a run that was killed mid-write
+        stale.unlink(missing_ok=True)
     doc = result_to_dict(result, card, model_source)
     if settings is not None:
         doc["scan_settings"] = settings
+    if identity is not None:
+        doc["input_identity"] = identity
     cams = []
     for exp in result.explanations:
         image = overlay(exp.crop, exp.heatmap)
@@ -150,10 +171,10 @@ def write_result(result: ScanResult, out_dir: Path, card: ModelCard, model_sourc
         doc["gradcam_montage"] = "gradcam/montage.png"
     plot = timeline_png(result, result.threshold)
     if plot:
-        (folder / "timeline.png").write_bytes(plot)
+        inputs.write_atomic(folder / "timeline.png", plot)
         doc["timeline"] = "timeline.png"
-    (folder / "result.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (folder / "report.html").write_text(render_html(doc, result, plot, cams))
+    inputs.write_atomic(folder / "report.html", render_html(doc, result, plot, cams).encode())
+    inputs.write_atomic(folder / "result.json", (json.dumps(doc, indent=2) + "\n").encode())
     return doc
 
 
@@ -313,13 +334,14 @@ def summary_row(doc: dict) -> dict:
 
 
 def write_summary(rows: list[dict], out_dir: Path) -> Path:
-    """``summary.csv`` over all inputs of a run."""
+    """``summary.csv`` over all inputs of a run (written atomically: a crash leaves the previous one whole)."""
     path = out_dir / "summary.csv"
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k) for k in SUMMARY_FIELDS})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=SUMMARY_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k) for k in SUMMARY_FIELDS})
+    inputs.write_atomic(path, text.getvalue().encode())
     return path
 
 
