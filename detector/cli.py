@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -49,8 +50,19 @@ def failed(exc: BaseException) -> int:
     return 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a hint when an option's value looks like an option itself (a file named '-x.mp4')."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if "expected one argument" in message:
+            name = message.split("argument ", 1)[-1].split(":", 1)[0].split("/")[0]
+            message += (f" (a value that starts with '-' must be attached to its option, {name}=-x.mp4, or "
+                        "start with ./, as in ./-x.mp4)")
+        super().error(message)
+
+
 def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=prog,
         description="Scan videos or images for deepfaked faces. Writes RESULTS_DIR/<name>/result.json, "
                     "report.html and Grad-CAM heatmaps per input, and RESULTS_DIR/summary.csv.",
@@ -116,8 +128,8 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--input is required")
     if args.frames is not None and args.frames <= 0:
         parser.error("--frames must be positive")
-    if args.fps is not None and args.fps <= 0:
-        parser.error("--fps must be positive")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        parser.error(f"--fps must be a positive number of frames per second (got {args.fps:g})")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error("--threshold must be between 0 and 1")
     if args.workers < 0:
@@ -125,7 +137,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.engine == "ray":
         if args.serving_url or args.evaluate is not None:
             parser.error("--engine ray scans folders with the in-process model: drop --serving-url / --evaluate")
-        if args.scorers <= 0 or args.file_timeout <= 0:
+        if args.scorers <= 0 or not (math.isfinite(args.file_timeout) and args.file_timeout > 0):
             parser.error("--scorers and --file-timeout must be positive")
     else:
         if args.ray_address:
