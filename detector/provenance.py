@@ -45,8 +45,11 @@ C2PA_SETTINGS: dict[str, Any] = {
 }
 #: Validation codes (C2PA specification) that mean the content or the manifest changed after signing.
 TAMPER_CODES = {"assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch",
-                "assertion.collectionHash.mismatch", "assertion.hashedURI.mismatch", "claimSignature.mismatch",
+                "assertion.collectionHash.mismatch", "assertion.hashedURI.mismatch",
                 "ingredient.hashedURI.mismatch", "ingredient.manifest.mismatch"}
+#: Validation codes that mean the signature itself does not hold: then nothing in the manifest is vouched for, not
+#: what it says about the content and not who signed it, so the credentials are invalid rather than "tampered".
+SIGNATURE_CODES = {"claimSignature.mismatch", "claimSignature.missing"}
 CODE_WORDS = {
     "assertion.dataHash.mismatch": "the content no longer matches its signed hash",
     "assertion.bmffHash.mismatch": "the content no longer matches its signed hash",
@@ -318,7 +321,10 @@ def _interpret(store: dict, subject: str | None, issuer: str | None, trust_confi
     prov.validation_state = state = _text(store.get("validation_state"))
     names = {c.code for c in codes}
     signer_problem = any(code.startswith("signingCredential.") for code in names)
-    if names & TAMPER_CODES:
+    if names & SIGNATURE_CODES:
+        prov.validation = INVALID
+        prov.validation_words = "invalid: " + next(c.words for c in codes if c.code in SIGNATURE_CODES)
+    elif names & TAMPER_CODES:
         prov.validation = TAMPERED
         prov.validation_words = "tampered: " + next(c.words for c in codes if c.code in TAMPER_CODES)
     elif state == "Trusted":
