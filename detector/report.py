@@ -182,6 +182,23 @@ def _verdict_colour(verdict: str) -> str:
     return {"fake": "#c62828", "real": "#2e7d32", "no_face": "#616161"}.get(verdict, "#e65100")
 
 
+def _headline_note(prov: dict | None) -> str:
+    """What validly signed credentials say (AI-made, edited), beside the pixel verdict in the headline."""
+    text = (prov or {}).get("headline")
+    return f" <span class='headline-credentials'>· {html.escape(text)}</span>" if text else ""
+
+
+def _frames(count: int) -> str:
+    return f"over {count} frame{'' if count == 1 else 's'}"
+
+
+def _cell(value: object) -> str:
+    """A fact as a reader wants it: yes/no rather than Python's True/False, a dash for nothing."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "–" if value is None else str(value)
+
+
 def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -> str:
     """A self-contained page (images inlined as data URIs) with verdict, timeline, faces, heatmaps and facts."""
     e = html.escape
@@ -195,12 +212,15 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
         "text-align:left}.faces img{width:112px;height:112px;margin:2px}.cams img{width:224px;margin:4px}"
         "figure{display:inline-block;margin:4px}figcaption{font-size:.8em}.provenance{background:#eef3f8;"
         "border-left:4px solid #1565c0;padding:.5em 1em;margin:1em 0}.provenance summary{cursor:pointer}"
-        ".tampered{color:#c62828;font-weight:700}</style></head><body>",
+        ".tampered{color:#c62828;font-weight:700}.headline-credentials{font-size:.6em;color:#1565c0}"
+        "</style></head><body>",
         f"<h1>{e(doc['name'])}</h1>",
-        f"<div class='verdict' style='color:{_verdict_colour(doc['verdict'])}'>{e(doc['verdict'].upper())}</div>",
+        f"<div class='verdict' style='color:{_verdict_colour(doc['verdict'])}'>{e(doc['verdict'].upper())}"
+        f"{_headline_note(doc.get('provenance'))}</div>",
     ]
+    medium = "image" if (doc.get("video") or {}).get("is_image") else "video"
     if score is not None:
-        parts.append(f"<p>Fake probability <b>{score:.3f}</b> (threshold {doc['threshold']:.3f}; the video's score "
+        parts.append(f"<p>Fake probability <b>{score:.3f}</b> (threshold {doc['threshold']:.3f}; the {medium}'s score "
                      "is its most suspicious counted face track's score; faces seen in too few frames do "
                      "not count).</p>")
         if doc.get("false_positive_rate_at_score") is not None:
@@ -221,8 +241,8 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
         parts.append("<h2>Faces</h2>")
         for track, tscore in zip(result.tracks, result.track_scores):
             note = "" if track.counted else f" (not counted in the verdict: {e(track.reason or '')})"
-            parts.append(f"<h3>Face {track.track_id}: score {tscore:.3f} over {len(track.observations)} frames"
-                         f"{note}</h3><div class='faces'>")
+            seen = "in the image" if medium == "image" else _frames(len(track.observations))
+            parts.append(f"<h3>Face {track.track_id}: score {tscore:.3f} {seen}{note}</h3><div class='faces'>")
             for obs in track.observations[:16]:
                 parts.append(f"<img title='t={obs.time}s p={obs.probability:.3f}' "
                              f"src='data:image/png;base64,{_png_b64(obs.crop)}'>")
@@ -236,7 +256,7 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
     if doc["video"]:
         parts.append("<h2>Input</h2><table>")
         for key, value in doc["video"].items():
-            parts.append(f"<tr><th>{e(key)}</th><td>{e(str(value))}</td></tr>")
+            parts.append(f"<tr><th>{e(key)}</th><td>{e(_cell(value))}</td></tr>")
         parts.append(f"<tr><th>frames sampled</th><td>{doc['frames_sampled']}</td></tr></table>")
     model = doc["model"]
     parts.append(f"<h2>Model</h2><p>{e(model['name'])} v{model['version']} ({e(model['backbone'])}), "
@@ -247,8 +267,9 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
 
 
 CREDENTIALS_NOTE = ("Content credentials are a signed statement by whoever made or edited the file; they are shown "
-                    "beside the verdict and do not change the fake probability. See the README for what they can "
-                    "and cannot prove.")
+                    "beside the verdict and do not change the fake probability. A valid signature shows who signed "
+                    "the file and that it has not changed since; it cannot show that what the file depicts is true, "
+                    "and a file without credentials proves nothing.")
 
 
 def _action_text(action: dict) -> str:
