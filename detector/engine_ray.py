@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from . import batch, config, report, storage
+from . import batch, config, logs, report, storage
 from .errors import DetectorError, ModelError
 from .faces import FaceDetector
 from .model import Detector, ModelCard, load_detector
@@ -78,14 +78,25 @@ class RayOptions:
     extract: Extract | None = None
 
 
+#: The pip extra that installs the engine (``[project.optional-dependencies]`` in pyproject.toml).
+PIP_EXTRA = "deepfake-detector[ray]"
+
+
+def install_hint() -> str:
+    """How to install Ray Data here: ``make ray`` in a checkout, the package's extra where it was installed with pip
+    (no Makefile or requirements file there)."""
+    if (config.PROJECT_ROOT / "Makefile").is_file() and (config.PROJECT_ROOT / "requirements-ray.txt").is_file():
+        return "run 'make ray' (or pip install -r requirements-ray.txt)"
+    return f"run pip install '{PIP_EXTRA}'"
+
+
 def import_ray():
     """Ray and Ray Data, or a one-line :class:`DetectorError` saying how to install them."""
     try:
         import ray
         import ray.data  # noqa: F401  (Ray Data is an extra: a bare 'ray' install lacks it)
     except ImportError:
-        raise DetectorError("--engine ray needs Ray Data, which is not installed: run 'make ray' "
-                            "(or pip install -r requirements-ray.txt)") from None
+        raise DetectorError(f"--engine ray needs Ray Data, which is not installed: {install_hint()}") from None
     return ray
 
 
@@ -307,11 +318,18 @@ class _Stages:
 def _session(ray, ray_options: RayOptions) -> Iterator[None]:
     """Start or join Ray unless the caller already did; let failed blocks be dropped (they are reconciled)."""
     started = False
+    if not ray_options.show_progress:
+        # --quiet: Ray's own log lines (its logger has a handler of its own) and its C++ core worker's lines (read
+        # from the environment when Ray starts) are not shown; errors still come as the project's one line
+        logging.getLogger("ray").setLevel(logging.ERROR)
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     if not ray.is_initialized():
         try:
             # --quiet also keeps the workers' own output (TensorFlow's start-up lines) off the terminal
-            ray.init(address=ray_options.address, num_cpus=_local_cpus(ray_options), include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=ray_options.show_progress)
+            # --quiet: the processes Ray starts inherit a silenced stderr, and its start-up notes are not shown
+            with logs.native_stderr_silenced(not ray_options.show_progress):
+                ray.init(address=ray_options.address, num_cpus=_local_cpus(ray_options), include_dashboard=False,
+                         logging_level=logging.WARNING, log_to_driver=ray_options.show_progress)
         except Exception as exc:
             where = ray_options.address or "this machine"
             raise DetectorError(f"cannot start or reach Ray on {where}: {str(exc).strip().splitlines()[0]}") from None
