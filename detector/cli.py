@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -95,8 +96,9 @@ def check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace, *n
     """The one positive-number check: each named option, when given, must be above zero."""
     for name in names:
         value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            unit = " of frames per second" if name == "fps" else ""
+            parser.error(f"--{name.replace('_', '-')} must be a positive number{unit} (got {value:g})")
 
 
 def check_scan_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -115,8 +117,19 @@ def scan_options(args: argparse.Namespace, trusted_signers: str | None = None) -
                        exact_frames=args.exact_frames)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a hint when an option's value looks like an option itself (a file named '-x.mp4')."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if "expected one argument" in message:
+            name = message.split("argument ", 1)[-1].split(":", 1)[0].split("/")[0]
+            message += (f" (a value that starts with '-' must be attached to its option, {name}=-x.mp4, or "
+                        "start with ./, as in ./-x.mp4)")
+        super().error(message)
+
+
 def scan_parser(prog: str = "app.py") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=prog, parents=[scan_options_parent(), progress_parent()],
         description="Scan videos or images for deepfaked faces. Writes RESULTS_DIR/<name>/result.json, "
                     "report.html and Grad-CAM heatmaps per input, and RESULTS_DIR/summary.csv.",

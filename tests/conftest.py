@@ -284,6 +284,16 @@ def flip_after(data: bytes, marker: bytes, offset: int, length: int) -> bytes:
     return data[:start] + b"\xff" * length + data[start + length:]
 
 
+def break_signature(data: bytes) -> bytes:
+    """``data`` with four bytes of the signature itself inverted: the end of the content box of the last
+    ``c2pa.signature`` box (its COSE signature), while the claim, the assertions and the pictures stay as signed."""
+    label = data.rindex(b"c2pa.signature")
+    content = data.index(b"cbor", label)
+    end = content - 4 + int.from_bytes(data[content - 4:content], "big")
+    at = end - 10
+    return data[:at] + bytes(b ^ 0xFF for b in data[at:at + 4]) + data[at + 4:]
+
+
 def xmp_packet(**properties: str) -> bytes:
     """An XMP packet with the given properties as attributes (prefix Iptc4xmpExt or dcterms as named)."""
     attributes = " ".join(f'{name}="{value}"' for name, value in properties.items())
@@ -317,7 +327,8 @@ def credentialed_media(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     trainedAlgorithmicMedia), ``camera.jpg`` (a newsroom's chain, digitalCapture), ``tampered.mp4`` (the AI clip with
     one byte of its container metadata changed after signing: its hash no longer matches, but it still plays),
     ``unsigned.mp4`` (the plain demo clip) and ``corrupt_manifest.mp4`` (bytes inside the AI clip's claim
-    overwritten). Further cases for unit tests: ``truncated.mp4`` (cut inside the manifest), ``edited.jpg`` (the
+    overwritten). Further cases for unit tests: ``truncated.mp4`` (cut inside the manifest), ``bad_signature.jpg``
+    (the camera still with bytes of its signature changed, pictures and claim untouched), ``edited.jpg`` (the
     camera still as ingredient, edited with AI), ``oversized.mp4`` (a 600 kB assertion), ``remote.jpg`` (XMP points
     to credentials online), ``xmp_marked.mp4`` and ``generated.png`` (unsigned, AI markers in ordinary metadata)."""
     from PIL import Image, PngImagePlugin
@@ -338,6 +349,7 @@ def credentialed_media(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     (folder / "corrupt_manifest.mp4").write_bytes(flip_after(data, b"c2pa.claim", 30, 60))
 
     (folder / "truncated.mp4").write_bytes(data[:data.index(b"c2pa.claim") + 100])
+    (folder / "bad_signature.jpg").write_bytes(break_signature(camera.read_bytes()))
     edit = credentials_manifest("TestEditor 5", "http://cv.iptc.org/newscodes/digitalsourcetype/"
                                 "compositeWithTrainedAlgorithmicMedia", softwareAgent="TestGenerativeFill")
     edit["assertions"][0]["data"]["actions"][0]["action"] = "c2pa.edited"

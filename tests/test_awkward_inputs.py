@@ -26,6 +26,8 @@ from conftest import ffmpeg, png_header_only, run_app
 from PIL import Image
 from skimage import data
 
+from detector.ingest.inputs import RESULTS_MARKER, folder_name
+
 pytestmark = pytest.mark.e2e
 
 SCORED, NO_FACE, ERROR = "scored", "no_face", "error"
@@ -77,8 +79,8 @@ def build_corpus(folder: Path, demo: Path) -> dict[str, Case]:
     big = cv2.resize(portrait, (2048, 1536), interpolation=cv2.INTER_CUBIC)
     cases: dict[str, Case] = {}
 
-    def add(name: str, kind: str, words: str = "", row: str | None = None) -> Path:
-        cases[name] = Case(row or name.replace("/", "__"), kind, words)
+    def add(name: str, kind: str, words: str = "") -> Path:
+        cases[name] = Case(folder_name(folder / name, folder), kind, words)
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         return folder / name
 
@@ -97,14 +99,14 @@ def build_corpus(folder: Path, demo: Path) -> dict[str, Case]:
 
     # no face anywhere: names, containers, codecs and frame sizes that must not trip anything
     tiny = pattern(folder / "_pattern.mp4", "-pix_fmt", "yuv420p")
-    for name, row in (("-x.mp4", None), ("--help.mp4", None), ("concat:x.mp4", "concat_x.mp4"),
-                      ("a b 'quoted'.mp4", "a_b__quoted_.mp4"), ("a_b__quoted_.mp4", "a_b__quoted_.mp4-2"),
-                      ("ünïcødé.mp4", None), ("LOUD.MP4", None), ("deep/er/still/clip.mp4", None),
-                      ("folder.mp4/inner.mp4", None)):
-        shutil.copy(tiny, add(name, NO_FACE, row=row))
+    # names that sanitize alike ('a b.png', 'a_b.png') each get their own result folder and row
+    for name in ("-x.mp4", "--help.mp4", "concat:x.mp4", "a b 'quoted'.mp4", "a_b__quoted_.mp4", "ünïcødé.mp4",
+                 "LOUD.MP4", "deep/er/still/clip.mp4", "folder.mp4/inner.mp4", "a b.mp4", "a_b.mp4", "a?b.mp4",
+                 "sub/a.mp4", "sub__a.mp4"):
+        shutil.copy(tiny, add(name, NO_FACE))
     (folder / "link_to_pattern.mp4").symlink_to(tiny)
     add("link_to_pattern.mp4", NO_FACE)
-    pattern(folder / "_still.png", "-frames:v", "1").rename(add("img%d.png", NO_FACE, row="img_d.png"))
+    pattern(folder / "_still.png", "-frames:v", "1").rename(add("img%d.png", NO_FACE))
     shutil.copy(folder / "img%d.png", add("still_named.mp4", NO_FACE))  # content decides, not the name
     shutil.copy(tiny, add("video_named.jpg", NO_FACE))
     for name, extra in (("clip.webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"]),
@@ -145,8 +147,16 @@ def build_corpus(folder: Path, demo: Path) -> dict[str, Case]:
     add("loop_b.mp4", ERROR, "symbolic link loop")
     os.mkfifo(add("pipe.mp4", ERROR, "not a regular file"))
 
-    # never scanned: hidden files and other file types; the scratch sources above are media, so they are scanned
+    # never scanned: hidden files, other file types and earlier runs' results folders (one marked as such, one
+    # from before the marker: summary.csv beside result folders); the scratch sources above are media, so scanned
     (folder / ".hidden.mp4").write_bytes(tiny.read_bytes())
+    for earlier in ("old_results", "old_results_unmarked"):
+        (folder / earlier / "clip.mp4" / "gradcam").mkdir(parents=True)
+        shutil.copy(folder / "palette.png", folder / earlier / "clip.mp4" / "timeline.png")
+        shutil.copy(folder / "palette.png", folder / earlier / "clip.mp4" / "gradcam" / "montage.png")
+        (folder / earlier / "clip.mp4" / "result.json").write_text("{}")
+        (folder / earlier / "summary.csv").write_text("input,name,verdict\n")
+    (folder / "old_results" / RESULTS_MARKER).touch()
     (folder / "readme.txt").write_text("not media\n")
     cases["_pattern.mp4"] = Case("_pattern.mp4", NO_FACE)
     cases["_moov_at_end.mp4"] = Case("_moov_at_end.mp4", NO_FACE)
@@ -197,7 +207,8 @@ def test_every_input_gets_its_verdict_class_and_message(corpus, folder_run) -> N
         if case.kind == SCORED:
             assert row["faces"] == "1", name
     assert not wrong, "\n".join(wrong)
-    assert not any(name.startswith("results") for name in rows)
+    assert not any(name.startswith(("results", "old_results")) for name in rows)
+    assert len({row["input"] for row in rows.values()}) == len(rows), "each row is its own input's"
 
 
 def test_sideways_photos_have_an_unstretched_face(corpus, folder_run) -> None:
@@ -232,18 +243,53 @@ def test_frame_times_are_the_timestamps(corpus, folder_run) -> None:
     assert long["video"]["frame_count"] == 50_000 and long["frames_sampled"] == 4
 
 
-@pytest.mark.parametrize("case", ["missing", "not a video", "dangling link", "output is input"])
+@pytest.mark.parametrize("case", ["missing", "not a video", "dangling link", "output is input", "y4m without size",
+                                  "concat list", "dash name", "fps nan", "fps inf"])
 def test_unusable_single_inputs_are_answered_before_the_model_loads(corpus, case: str, tmp_path: Path) -> None:
-    """One line on stderr, exit status 2, and fast: no TensorFlow start for an input that cannot be scanned."""
+    """One line on stderr, exit status 2, and fast: no TensorFlow start for an input that cannot be scanned, and a
+    message that says what is wrong (not ffmpeg's errno text, not argparse's alone)."""
     folder, _ = corpus
+    y4m = tmp_path / "clip.y4m"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", "1", "-pix_fmt", "yuv420p", y4m)
+    header, _, body = y4m.read_bytes().partition(b"\n")
+    y4m.write_bytes(header.replace(b"W96 H64", b"W0 H0") + b"\n" + body)
+    (tmp_path / "list.txt").write_text(f"ffconcat version 1.0\nfile '{folder / 'good.mp4'}'\n")
+    out = ["--output", tmp_path / "out"]
     args, words = {
-        "missing": (["--input", "missing.mp4", "--output", tmp_path / "out"], "missing.mp4: no such file"),
-        "not a video": (["--input", "notes.mp4", "--output", tmp_path / "out"], "notes.mp4: not a readable video"),
-        "dangling link": (["--input", "dangling.mp4", "--output", tmp_path / "out"], "broken symbolic link"),
+        "missing": (["--input", "missing.mp4", *out], "missing.mp4: no such file"),
+        "not a video": (["--input", "notes.mp4", *out], "notes.mp4: not a readable video"),
+        "dangling link": (["--input", "dangling.mp4", *out], "broken symbolic link"),
         "output is input": (["--input", ".", "--output", "."], "is the --input folder"),
+        "y4m without size": (["--input", y4m, *out], "clip.y4m: not a readable video or image (Picture size 0x0"),
+        "concat list": (["--input", tmp_path / "list.txt", *out], "list.txt: a playlist"),
+        "dash name": (["--input", "-x.mp4", *out], "--input=-x.mp4, or start with ./, as in ./-x.mp4"),
+        "fps nan": (["--input", "good.mp4", "--fps", "nan", *out], "--fps must be a positive number"),
+        "fps inf": (["--input", "good.mp4", "--fps", "inf", *out], "--fps must be a positive number"),
     }[case]
     proc, seconds = timed_app(*args, cwd=folder)
     assert proc.returncode == 2
+    if case in ("dash name", "fps nan", "fps inf"):  # argparse's usage lines, then its one error line
+        assert proc.stderr.strip().splitlines()[-1].startswith(("app.py: error: ", "deepfake-detector: error: "))
+        proc.stderr = proc.stderr.strip().splitlines()[-1].split(": ", 1)[1]
     assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("error: ")
+    assert "Device or resource busy" not in proc.stderr and "Operation not permitted" not in proc.stderr
     assert words in proc.stderr
     assert seconds < FAST_ANSWER_S, f"{seconds:.2f} s"
+
+
+def test_an_fps_interval_longer_than_the_clip_still_gives_a_verdict(tmp_path: Path, demo: Path) -> None:
+    """--fps 0.1 on a 2-s clip and on a one-frame clip: one frame in the middle is judged, no error."""
+    folder = tmp_path / "fps"
+    folder.mkdir()
+    ffmpeg("-i", demo / "astronaut_pan.mp4", "-t", "2", folder / "two_seconds.mp4")
+    ffmpeg("-i", demo / "astronaut_pan.mp4", "-frames:v", "1", folder / "one_frame.mp4")
+    pattern(folder / "pattern.mp4", "-pix_fmt", "yuv420p", seconds=1)
+    proc, _ = timed_app("--input", folder, "--output", tmp_path / "out", "--fps", "0.1", "--no-gradcam", "--quiet",
+                        cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with (tmp_path / "out" / "summary.csv").open(newline="") as fh:
+        rows = {row["name"]: row for row in csv.DictReader(fh)}
+    assert {n: r["verdict"] in ("real", "fake") for n, r in rows.items() if n != "pattern.mp4"} == {
+        "two_seconds.mp4": True, "one_frame.mp4": True}
+    assert rows["pattern.mp4"]["verdict"] == "no_face" and not any(r["error"] for r in rows.values())
+    assert {r["frames_sampled"] for r in rows.values()} == {"1"}

@@ -87,6 +87,8 @@ def test_upload_through_the_page_shows_the_verdict_and_heatmaps(base_url: str, b
     assert image_loaded(page, "#timeline")
     expect(page.locator("#tracks tbody tr")).to_have_count(1)
     expect(page.locator("#facts")).to_contain_text("480")
+    facts = page.locator("#facts td").all_inner_texts()
+    assert "no" in facts and "false" not in facts and "true" not in facts, facts  # is_image, has_audio
     expect(page.locator("#scan-name")).to_have_text("astronaut_pan.mp4")
     expect(page.locator("#recent tbody tr").first).to_contain_text("astronaut_pan.mp4")
     expect(page.locator("#recent tbody tr").first).to_contain_text("done")

@@ -103,3 +103,21 @@ def test_exact_frames_reaches_the_scan_options_and_the_resume_settings(tmp_path:
         card, fingerprint = Card(), "abc"
 
     assert batch.scan_settings(Model(), seen[0]) != batch.scan_settings(Model(), seen[1])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0"])
+def test_fps_must_be_a_positive_finite_number(value: str, capsys: pytest.CaptureFixture) -> None:
+    """--fps nan used to pass the check and fail after TensorFlow had loaded; --fps inf was accepted."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--input", "clip.mp4", f"--fps={value}"])
+    assert exc.value.code == 2
+    assert "--fps must be a positive number of frames per second" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, long", [("--input", "--input"), ("-i", "--input"), ("--output", "--output")])
+def test_a_value_that_starts_with_a_dash_gets_a_hint(option: str, long: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([option, "-x.mp4"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exc.value.code == 2 and "expected one argument" in err
+    assert f"{long}=-x.mp4" in err and "./-x.mp4" in err

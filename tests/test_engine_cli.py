@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_app
 
 import app
 
@@ -46,3 +47,38 @@ def test_an_unreachable_ray_address_fails_at_once(capsys, demo: Path, tmp_path: 
                        "--ray-address", f"127.0.0.1:{port}"])
     assert status == 2
     assert capsys.readouterr().err.strip() == f"error: cannot reach Ray at 127.0.0.1:{port}: Connection refused"
+
+
+def test_a_pip_install_is_told_the_pip_way_to_add_ray(monkeypatch, capsys, tmp_path: Path) -> None:
+    """Outside a checkout there is no Makefile and no requirements file: the hint names the package's extra, which
+    pyproject.toml fills from requirements-ray.txt."""
+    import tomllib
+
+    from detector import config
+    from detector.engines import engine_ray
+
+    for name in [m for m in sys.modules if m == "ray" or m.startswith("ray.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "site-packages")  # an installed package's parent
+    status = app.main(["--input", str(tmp_path), "--output", str(tmp_path / "out"), "--engine", "ray"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "make ray" not in err[0], err
+    assert f"pip install '{engine_ray.PIP_EXTRA}'" in err[0]
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert engine_ray.PIP_EXTRA == f"{project['project']['name']}[ray]"
+    extras = project["tool"]["setuptools"]["dynamic"]["optional-dependencies"]
+    assert extras["ray"] == {"file": ["requirements-ray.txt"]}
+
+
+@pytest.mark.e2e
+def test_quiet_ray_engine_prints_only_its_own_lines(tmp_path: Path) -> None:
+    """--quiet: no TensorFlow, absl or Ray log lines before or around the one-line messages."""
+    pytest.importorskip("ray.data", reason="Ray is optional: 'make ray' installs requirements-ray.txt (CI does)")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.mp4").write_text("not a video")
+    proc = run_app("--input", tmp_path / "in", "--output", tmp_path / "out", "--engine", "ray", "--quiet",
+                   "--frames", "2", "--no-gradcam", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'in' / 'bad.mp4'}: not a readable video or "
+                                                "image (Invalid data found when processing input)"], proc.stderr

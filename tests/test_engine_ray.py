@@ -25,6 +25,7 @@ from detector.engines import engine_ray  # noqa: E402
 from detector.ingest import storage  # noqa: E402
 from detector.models.model import load_detector  # noqa: E402
 from detector.scan.pipeline import ScanOptions  # noqa: E402
+from detector.scan.report import SUMMARY_FIELDS  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +46,13 @@ def cluster(s3_server):
 
 
 @pytest.fixture(scope="module")
-def inbox(demo: Path, tmp_path_factory) -> Path:
-    """The demo media, a copy in a subfolder, and files that must each become an error row."""
+def inbox(demo: Path, credentialed_media, tmp_path_factory) -> Path:
+    """The demo media, a copy in a subfolder, a file with content credentials, and files that must each become an
+    error row."""
     root = tmp_path_factory.mktemp("ray_inbox")
     for path in demo.iterdir():
         shutil.copy(path, root / path.name)
+    shutil.copy(credentialed_media["ai_generated.mp4"], root / "signed.mp4")
     (root / "sub").mkdir()
     shutil.copy(demo / "astronaut_pan.mp4", root / "sub" / "again.mp4")
     (root / "broken.mp4").write_text("not a video")
@@ -71,17 +74,26 @@ def summary(path: Path | str) -> dict[str, dict]:
     return {row["name"]: row for row in csv.DictReader(io.StringIO(text))}
 
 
-def assert_same_rows(ray_rows: dict[str, dict], local: dict[str, dict], names: dict[str, str]) -> None:
-    """Every row of ``ray_rows`` equals the local engine's row ``names[name]`` apart from timings and inputs."""
+def assert_same_rows(ray_rows: dict[str, dict], local: dict[str, dict], names: dict[str, str],
+                     inputs: dict[str, str] | None = None) -> None:
+    """Every column of every row of ``ray_rows`` (provenance included) equals the local engine's row ``names[name]``,
+    apart from the timing; ``inputs`` maps a row's name to where the Ray engine read it (default: the same input as
+    the local engine), and an error names that input."""
     assert set(ray_rows) == set(names)
+    assert set(SUMMARY_FIELDS) - {"seconds"} <= set(next(iter(local.values())))
     for name, local_name in names.items():
         mine, theirs = ray_rows[name], local[local_name]
-        for key in ("verdict", "threshold", "faces", "frames_sampled", "duration_s", "resolution", "provisional"):
-            assert mine[key] == theirs[key], (name, key)
-        if theirs["fake_probability"]:
-            assert float(mine["fake_probability"]) == pytest.approx(float(theirs["fake_probability"]), abs=1e-4)
-        else:
-            assert mine["fake_probability"] == ""
+        where = (inputs or {}).get(name, theirs["input"])
+        for key in SUMMARY_FIELDS:
+            if key == "seconds":
+                continue
+            expected = theirs[key].replace(theirs["input"], where) if key in ("input", "error") else theirs[key]
+            if key == "name":
+                expected = name
+            if key == "fake_probability" and expected:
+                assert float(mine[key]) == pytest.approx(float(expected), abs=1e-4), (name, key)
+            else:
+                assert mine[key] == expected, (name, key)
 
 
 def test_rows_match_the_local_engine_and_reruns_resume(cluster, inbox: Path, local_rows, tmp_path: Path,
@@ -99,6 +111,8 @@ def test_rows_match_the_local_engine_and_reruns_resume(cluster, inbox: Path, loc
         assert rows[name]["error"] == local_rows[name]["error"], "the same one-line message as the local engine"
         assert rows[name]["input"] == local_rows[name]["input"] == str(inbox / name)
     assert {r["verdict"] for r in rows.values()} - {"error"} <= {"real", "fake"}
+    assert rows["signed.mp4"]["content_credentials"] == "present", "the input's own credentials are read"
+    assert rows["astronaut_pan.mp4"]["content_credentials"] == "absent"
     clip = out / "sub__again.mp4"
     doc = json.loads((clip / "result.json").read_text())
     assert doc["input"] == str(inbox / "sub" / "again.mp4") and doc["video"]["path"] == doc["input"]
@@ -120,6 +134,10 @@ def test_s3_folder_is_scanned_and_written_back(cluster, s3_server, inbox: Path, 
     s3.create_bucket(Bucket="scans")
     s3.upload_file(str(inbox / "astronaut_pan.mp4"), "scans", "in/astronaut_pan.mp4")
     s3.upload_file(str(inbox / "broken.mp4"), "scans", "in/sub/broken.mp4")
+    s3.upload_file(str(inbox / "signed.mp4"), "scans", "in/signed.mp4")
+    s3.upload_file(str(inbox / "astronaut.jpg"), "scans", "in/old/astronaut.jpg")  # an earlier run's results folder
+    s3.put_object(Bucket="scans", Key="in/old/summary.csv", Body=b"input,name,verdict\n")
+    s3.put_object(Bucket="scans", Key="in/old/astronaut.jpg-x/result.json", Body=b"{}")
     s3.put_object(Bucket="scans", Key="in/.cache/skipped.mp4", Body=b"hidden folders are skipped")
     s3.put_object(Bucket="scans", Key="in/notes.txt", Body=b"not media")
     temp_before = set(Path(tempfile.gettempdir()).glob("deepfake-*"))
@@ -127,7 +145,11 @@ def test_s3_folder_is_scanned_and_written_back(cluster, s3_server, inbox: Path, 
     outcome = engine_ray.run("s3://scans/in", "s3://scans/out", OPTIONS, engine_ray.RayOptions(**QUIET))
     assert outcome.summary_path == "s3://scans/out/summary.csv"
     rows = summary(outcome.summary_path)
-    assert_same_rows(rows, local_rows, {"astronaut_pan.mp4": "astronaut_pan.mp4", "sub__broken.mp4": "broken.mp4"})
+    assert_same_rows(rows, local_rows, {"astronaut_pan.mp4": "astronaut_pan.mp4", "sub__broken.mp4": "broken.mp4",
+                                        "signed.mp4": "signed.mp4"},
+                     {"astronaut_pan.mp4": "s3://scans/in/astronaut_pan.mp4",
+                      "sub__broken.mp4": "s3://scans/in/sub/broken.mp4", "signed.mp4": "s3://scans/in/signed.mp4"})
+    assert rows["signed.mp4"]["credentials_validation"] == "valid" and rows["signed.mp4"]["credentials_signer"]
     assert rows["astronaut_pan.mp4"]["input"] == "s3://scans/in/astronaut_pan.mp4"
     assert rows["sub__broken.mp4"]["error"].startswith("s3://scans/in/sub/broken.mp4: not a readable video")
     assert "deepfake-" not in rows["sub__broken.mp4"]["error"], "the temporary copy's path must not leak"

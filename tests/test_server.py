@@ -150,6 +150,31 @@ def test_store_recovers_jobs_after_a_crash(tmp_path: Path) -> None:
     assert recent[0] == ids[0] and set(recent) == set(ids)
 
 
+@pytest.mark.parametrize("damage", [{"attempts": "1"}, {"progress": None}, {"status": "running", "attempts": "1"},
+                                    {"size": "big"}, {"upload": "../../etc/passwd"}, {"media": []},
+                                    {"created": None}, {"result_name": "../other"}])
+def test_a_damaged_job_file_becomes_an_error_job_and_the_rest_are_served(tmp_path: Path, damage: dict) -> None:
+    """One job.json with fields of the wrong type (hand-edited, or written by another version) used to stop
+    start-up with a traceback or make the scan list answer 500 for everyone."""
+    store = JobStore(tmp_path / "data")
+    good, _ = store.new_folder()
+    store.add(Job(id=good, filename="good.mp4", upload="upload.mp4", size=1, media={}))
+    bad, folder = store.new_folder()
+    store.add(Job(id=bad, filename="bad.mp4", upload="upload.mp4", size=1, media={}, status="done"))
+    data = json.loads((folder / "job.json").read_text())
+    (folder / "job.json").write_text(json.dumps({**data, **damage}))
+    reloaded = JobStore(tmp_path / "data")
+    assert reloaded.load() == [good]
+    job = reloaded.get(bad)
+    assert job.status == "error" and "job file was damaged" in job.error and job.filename == "bad.mp4"
+    assert json.loads((folder / "job.json").read_text())["status"] == "error"
+    with TestClient(create_app(reloaded, QueueOnly(), settings())) as client:
+        listed = client.get("/api/scans")
+        assert listed.status_code == 200 and {s["id"] for s in listed.json()["scans"]} == {good, bad}
+        one = client.get(f"/api/scans/{bad}")
+        assert one.status_code == 200 and one.json()["status"] == "error"
+
+
 def test_queue_places_are_reserved_atomically(tmp_path: Path) -> None:
     """Many uploads asking at once get at most ``limit`` places, counting those still being read; a refused upload
     gives its place back, an accepted one turns it into a queued job."""
@@ -357,6 +382,28 @@ def test_openapi_document_describes_the_api(api: Api) -> None:
     assert {"202", "413", "415", "503"} <= set(scans["post"]["responses"])
     assert {"204", "404", "409"} <= set(doc["paths"]["/api/scans/{scan_id}"]["delete"]["responses"])
     assert api.client.get("/docs").status_code == 404  # its page would load scripts from a CDN
+
+
+def test_openapi_documents_every_json_error_and_options_lists_every_method(api: Api) -> None:
+    """The report's 404 is JSON like every error (not text/html, as its 200 is); OPTIONS answers with every method
+    of the path, and a method a path lacks gets 405 with that same Allow list."""
+    doc = api.client.get("/openapi.json").json()
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            for code, response in operation["responses"].items():
+                if code.startswith(("4", "5")):
+                    assert set(response["content"]) == {"application/json"}, (path, method, code)
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.rsplit("/", 1)[-1] in doc["components"]["schemas"], ref
+    scan = f"/api/scans/{uuid.uuid4().hex}"
+    for path, methods in (("/api/scans", {"GET", "POST"}), (scan, {"GET", "DELETE"}), (f"{scan}/report", {"GET"}),
+                          ("/api/health", {"GET"})):
+        reply = api.client.options(path)
+        allow = {m.strip() for m in reply.headers["allow"].split(",")}
+        assert reply.status_code == 204 and methods | {"OPTIONS"} <= allow, (path, allow)
+        refused = api.client.put(path)
+        assert refused.status_code == 405 and refused.json()["error"]
+        assert {m.strip() for m in refused.headers["allow"].split(",")} == allow, path
 
 
 def test_page_and_its_script_are_served(api: Api) -> None:

@@ -10,7 +10,7 @@ import pytest
 from detector.engines import batch
 from detector.ingest import storage
 from detector.errors import DetectorError, InputError
-from detector.scan.pipeline import result_name
+from detector.ingest.inputs import unique_names
 
 
 def test_remote_locations_are_recognised_and_joined() -> None:
@@ -26,7 +26,7 @@ def test_local_listing_keeps_the_local_engines_names(tmp_path: Path) -> None:
         (tmp_path / rel).write_bytes(b"x")
     files, root = batch.list_inputs(tmp_path)
     listed = storage.list_inputs(str(tmp_path))
-    assert [f.name for f in listed] == [result_name(p, root) for p in files] == ["a.mp4", "sub__b.MOV"]
+    assert [f.name for f in listed] == unique_names(files, root) == ["a.mp4", "sub__b.MOV"]
     assert [f.display for f in listed] == [str(p) for p in files]
     assert all(Path(f.source).is_absolute() for f in listed)
     with storage.local_copy(listed[0].source) as path:

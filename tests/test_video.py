@@ -200,6 +200,46 @@ def test_one_frame_video_gives_its_frame(tmp_path: Path) -> None:
     assert [f.index for f in video.iter_frames(info, frames=32)] == [0]
 
 
+@pytest.mark.parametrize("seconds, frames, fps", [(2, None, 0.1), (1, None, 0.5), (None, 1, 1.0), (None, 1, 0.01)])
+def test_a_sampling_interval_longer_than_the_clip_takes_its_middle_frame(tmp_path: Path, seconds: float | None,
+                                                                          frames: int | None, fps: float) -> None:
+    """--fps whose interval is longer than the clip (0.1 on a 2-s clip, 1 on a one-frame clip) samples one frame
+    inside the clip instead of one past its end, which decoded nothing and turned a good video into an error."""
+    path = tmp_path / "clip.mp4"
+    limit = ["-t", str(seconds)] if seconds else ["-frames:v", str(frames)]
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", *limit, "-pix_fmt", "yuv420p", str(path))
+    info = video.probe(path)
+    indices = video.sample_indices(info, fps=fps)
+    assert len(indices) == 1 and 0 <= indices[0] < info.frame_count
+    assert abs(indices[0] - (info.frame_count - 1) / 2) <= 1  # the middle one
+    assert [f.index for f in video.iter_frames(info, fps=fps, reference_only=False)] == indices
+    # without unreferenced frames a sample may be the next decoded frame, but it is one, inside the clip
+    decoded = [f.index for f in video.iter_frames(info, fps=fps, reference_only=True)]
+    assert len(decoded) == 1 and indices[0] <= decoded[0] < info.frame_count
+
+
+def test_misleading_ffmpeg_errors_are_said_plainly(tmp_path: Path, media: dict[str, Path]) -> None:
+    """ffmpeg's last line is often only an errno text ('Device or resource busy' for a y4m without a frame size,
+    'Operation not permitted' for a concat list naming an absolute path); the message says what is wrong instead."""
+    y4m = tmp_path / "clip.y4m"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", "1", "-pix_fmt", "yuv420p", str(y4m))
+    header, _, body = y4m.read_bytes().partition(b"\n")
+    y4m.write_bytes(header.replace(b"W96 H64", b"W0 H0") + b"\n" + body)
+    with pytest.raises(InputError) as exc:
+        video.probe(y4m)
+    assert "Device or resource busy" not in str(exc.value) and "Picture size 0x0 is invalid" in str(exc.value)
+    assert "@ 0x" not in str(exc.value)
+    for name, target in (("absolute.txt", media["clip.mp4"].resolve()), ("relative.txt", Path(media["clip.mp4"].name))):
+        playlist = tmp_path / name
+        playlist.write_text(f"ffconcat version 1.0\nfile '{target}'\n")
+        shutil.copy(media["clip.mp4"], tmp_path / media["clip.mp4"].name)
+        with pytest.raises(InputError) as exc:
+            video.probe(playlist)
+        message = str(exc.value)
+        assert message.startswith(f"{playlist}: a playlist") and "scan the files it lists" in message, message
+        assert "Operation not permitted" not in message and "zero-length" not in message
+
+
 def test_big_frames_are_downscaled_while_decoding(tmp_path: Path) -> None:
     info = video.probe(png_header_only(tmp_path / "big.png", 8000, 6000))
     assert (info.width, info.height) == (8000, 6000)

@@ -13,13 +13,14 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
 from detector import logs
 from detector.scan import report
 from detector.errors import DetectorError
-from detector.ingest.inputs import check_output, list_inputs, prepare_output, unique_names  # noqa: F401  (part of this API)
+from detector.ingest.inputs import check_output, list_inputs, local_identity, prepare_output, unique_names  # noqa: F401  (API)
 from detector.scan.pipeline import ScanOptions, Scanner
 from detector.origin.provenance import trust_fingerprint
 from detector.models.scoring import Scorer
@@ -53,21 +54,25 @@ def scan_settings(detector: Scorer, options: ScanOptions) -> dict:
             "trusted_signers": trust_fingerprint(options.trusted_signers)}
 
 
-def _existing_row(out_dir: Path, name: str, settings: dict) -> dict | None:
-    """The summary row of an input already scanned into ``out_dir`` with the same settings, or None."""
+def _existing_row(out_dir: Path, name: str, settings: dict, identity: dict) -> dict | None:
+    """The summary row of this very input already scanned into ``out_dir`` with the same settings, or None."""
+    folder = out_dir / name
     try:
-        text = (out_dir / name / "result.json").read_text()
-    except OSError:
+        text = (folder / "result.json").read_text()
+    except (OSError, UnicodeDecodeError):
         return None
-    return reusable_row(text, settings)
+    return reusable_row(text, settings, identity, lambda rel: (folder / rel).is_file())
 
 
-def reusable_row(result_json: str | None, settings: dict) -> dict | None:
+def reusable_row(result_json: str | None, settings: dict, identity: dict | None = None,
+                 present: Callable[[str], bool] | None = None) -> dict | None:
     """The summary row of a stored result.json (its text) when a rerun may reuse it, else None.
 
     Inputs that failed last time are scanned again (the failure may have been transient, a file still being
-    copied), and so are results made with another model or other options: reusing them would be a silent wrong
-    answer. Shared by every engine, so each can resume the other's results."""
+    copied), and so are results made with another model or other options, results of another input (``identity``:
+    another file now has this result folder's name, or the file changed since) and results whose folder lacks a file
+    (``present(relative path)`` says whether one exists: a run cut off while writing). Reusing any of them would be
+    a silent wrong answer. Shared by every engine, so each can resume the other's results."""
     if result_json is None:
         return None
     try:
@@ -77,6 +82,10 @@ def reusable_row(result_json: str | None, settings: dict) -> dict | None:
         return None
     if row["verdict"] == "error" or doc.get("scan_settings") != settings:
         return None
+    if identity is not None and doc.get("input_identity") != identity:
+        return None
+    if present is not None and not all(present(rel) for rel in report.result_files(doc)):
+        return None
     return row
 
 
@@ -84,8 +93,9 @@ def run(input_path: Path, out_dir: Path, detector: Scorer, options: ScanOptions,
         workers: int = 0, resume: bool = True, worker_stderr: bool = True) -> BatchOutcome:
     """Scan every input, writing ``out_dir/<name>/`` for each and ``out_dir/summary.csv`` as it goes.
 
-    With ``resume`` an input whose result.json already exists is not scanned again (its row is reused), so an
-    interrupted run over thousands of files picks up where it stopped. ``workers`` > 0 decodes and detects faces in
+    With ``resume`` an input whose complete result for this very file and these settings already exists is not
+    scanned again (its row is reused, see :func:`reusable_row`), so an interrupted run over thousands of files picks
+    up where it stopped. ``workers`` > 0 decodes and detects faces in
     that many processes while this process scores the crops (see :func:`_run_parallel`); ``worker_stderr=False``
     sends their stderr (TensorFlow's start-up lines in each of them) nowhere.
     """
@@ -96,8 +106,9 @@ def run(input_path: Path, out_dir: Path, detector: Scorer, options: ScanOptions,
     rows: dict[int, dict] = {}
     todo: list[tuple[int, Path, str]] = []
     settings = json.loads(json.dumps(scan_settings(detector, options)))
+    identities = [local_identity(path, root) for path in files]
     for i, (path, name) in enumerate(zip(files, unique_names(files, root))):
-        row = _existing_row(out_dir, name, settings) if resume else None
+        row = _existing_row(out_dir, name, settings, identities[i]) if resume else None
         if row is not None:
             rows[i] = row
         else:
@@ -109,7 +120,7 @@ def run(input_path: Path, out_dir: Path, detector: Scorer, options: ScanOptions,
 
     def save(i: int, result) -> None:
         try:
-            doc = report.write_result(result, out_dir, detector.card, detector.source, settings)
+            doc = report.write_result(result, out_dir, detector.card, detector.source, settings, identities[i])
         except OSError as exc:
             # e.g. a file of the result folder's name is in the way: this input's row says so, the rest carry on
             result.verdict = "error"

@@ -44,12 +44,14 @@ from typing import Callable, Iterable, Iterator
 
 from detector.engines import batch
 from detector import config
+from detector import logs
 from detector.scan import report
 from detector.ingest import storage
 from detector.errors import DetectorError, ModelError
 from detector.face.faces import FaceDetector
 from detector.models.model import Detector, ModelCard, load_detector
 from detector.scan.pipeline import ExtractedFaces, ScanOptions, ScanResult, Scanner, extract_faces
+from detector.origin.provenance import read_provenance
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +82,25 @@ class RayOptions:
     extract: Extract | None = None
 
 
+#: The pip extra that installs the engine (``[project.optional-dependencies]`` in pyproject.toml).
+PIP_EXTRA = "deepfake-video-screener[ray]"
+
+
+def install_hint() -> str:
+    """How to install Ray Data here: ``make ray`` in a checkout, the package's extra where it was installed with pip
+    (no Makefile or requirements file there)."""
+    if (config.PROJECT_ROOT / "Makefile").is_file() and (config.PROJECT_ROOT / "requirements-ray.txt").is_file():
+        return "run 'make ray' (or pip install -r requirements-ray.txt)"
+    return f"run pip install '{PIP_EXTRA}'"
+
+
 def import_ray():
     """Ray and Ray Data, or a one-line :class:`DetectorError` saying how to install them."""
     try:
         import ray
         import ray.data  # noqa: F401  (Ray Data is an extra: a bare 'ray' install lacks it)
     except ImportError:
-        raise DetectorError("--engine ray needs Ray Data, which is not installed: run 'make ray' "
-                            "(or pip install -r requirements-ray.txt)") from None
+        raise DetectorError(f"--engine ray needs Ray Data, which is not installed: {install_hint()}") from None
     return ray
 
 
@@ -117,9 +130,13 @@ def _overrun(display: str, seconds: float) -> None:
 
 
 def extract_row(row: dict, options: ScanOptions, image_size: int, timeout: float, extract: Extract | None) -> dict:
-    """One listing row -> its extracted faces (pickled) or a one-line error; input problems never raise."""
+    """One listing row -> its extracted faces (pickled) or a one-line error; input problems never raise.
+
+    The file's own provenance (content credentials, metadata markers) is read here too, where the file (or the
+    object's downloaded copy) is at hand, as the local engine reads it beside the decoding."""
     display = row["display"]
-    out = {"index": row["index"], "display": display, "name": row["name"], "faces": b"", "error": ""}
+    out = {"index": row["index"], "display": display, "name": row["name"], "identity": row["identity"],
+           "faces": b"", "error": "", "provenance": b""}
     watchdog = threading.Timer(timeout, _overrun, (display, timeout))
     watchdog.daemon = True
     watchdog.start()
@@ -127,6 +144,8 @@ def extract_row(row: dict, options: ScanOptions, image_size: int, timeout: float
     try:
         with storage.local_copy(row["source"]) as path:
             opened = str(path)
+            out["provenance"] = pickle.dumps(read_provenance(path, options.trusted_signers),
+                                             protocol=pickle.HIGHEST_PROTOCOL)
             faces = (extract or extract_file)(path, options, image_size)
         faces.info.path = display
         out["faces"] = pickle.dumps(faces, protocol=pickle.HIGHEST_PROTOCOL)
@@ -160,8 +179,11 @@ class ModelActor:
         failures = self._score(extracted)
         out = []
         for i, (display, name, error) in enumerate(zip(rows["display"], rows["name"], rows["error"])):
-            result = self.scanner.new_result(Path(name), str(name))
+            # the input's own path or URI, and the provenance its extraction task read from the file itself
+            result = self.scanner.new_result(Path(str(display)), str(name), with_provenance=False)
             result.path = str(display)
+            provenance = rows["provenance"][i]
+            result.provenance = pickle.loads(provenance) if len(provenance) else None
             if error:
                 result.error = str(error)
             elif i in failures:
@@ -172,7 +194,8 @@ class ModelActor:
                 except Exception as exc:
                     self.scanner.fail(result, exc)
             out.append(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-        return {"index": list(rows["index"]), "name": [str(n) for n in rows["name"]], "result": out}
+        return {"index": list(rows["index"]), "name": [str(n) for n in rows["name"]],
+                "identity": [str(x) for x in rows["identity"]], "result": out}
 
     def _score(self, extracted: dict[int, ExtractedFaces]) -> dict[int, Exception]:
         """Score all videos in one pass; if that fails, one by one, so only the culprit gets an error row."""
@@ -196,7 +219,8 @@ def write_row(row: dict, output: str, detector_card: dict, model_source: str, se
     """Write one result's files under ``output/<name>/`` and return its summary row (as JSON text)."""
     result: ScanResult = pickle.loads(row["result"])
     with storage.output_folder(output, result.name) as root:
-        doc = report.write_result(result, root, ModelCard.from_dict(detector_card), model_source, settings)
+        doc = report.write_result(result, root, ModelCard.from_dict(detector_card), model_source, settings,
+                                  json.loads(row["identity"]))
     return {"index": row["index"], "row": json.dumps(report.summary_row(doc))}
 
 
@@ -265,7 +289,7 @@ class _Stages:
         data = self.ray.data
         ro = self.ray_options
         items = [{"index": i, "source": self.files[i].source, "display": self.files[i].display,
-                  "name": self.files[i].name} for i in indices]
+                  "name": self.files[i].name, "identity": json.dumps(self.files[i].identity)} for i in indices]
         extract_compute = data.TaskPoolStrategy(size=ro.workers) if ro.workers else None
         with warnings.catch_warnings():
             # max_retries / max_restarts have no named parameter in Ray 2.60 (the pinned version): the generic
@@ -298,11 +322,18 @@ class _Stages:
 def _session(ray, ray_options: RayOptions) -> Iterator[None]:
     """Start or join Ray unless the caller already did; let failed blocks be dropped (they are reconciled)."""
     started = False
+    if not ray_options.show_progress:
+        # --quiet: Ray's own log lines (its logger has a handler of its own) and its C++ core worker's lines (read
+        # from the environment when Ray starts) are not shown; errors still come as the project's one line
+        logging.getLogger("ray").setLevel(logging.ERROR)
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     if not ray.is_initialized():
         try:
             # --quiet also keeps the workers' own output (TensorFlow's start-up lines) off the terminal
-            ray.init(address=ray_options.address, num_cpus=_local_cpus(ray_options), include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=ray_options.show_progress)
+            # --quiet: the processes Ray starts inherit a silenced stderr, and its start-up notes are not shown
+            with logs.native_stderr_silenced(not ray_options.show_progress):
+                ray.init(address=ray_options.address, num_cpus=_local_cpus(ray_options), include_dashboard=False,
+                         logging_level=logging.WARNING, log_to_driver=ray_options.show_progress)
         except Exception as exc:
             where = ray_options.address or "this machine"
             raise DetectorError(f"cannot start or reach Ray on {where}: {str(exc).strip().splitlines()[0]}") from None
@@ -369,8 +400,10 @@ def _quiet_dropped_blocks() -> None:
 def _reusable(files: list[storage.InputFile], output: str, settings: dict) -> dict[int, dict]:
     """Rows of inputs whose stored result may be reused (read in parallel: a bucket answers slowly per object)."""
     def check(i: int) -> tuple[int, dict | None]:
-        text = storage.read_text(storage.join(output, files[i].name, "result.json"))
-        return i, batch.reusable_row(text, settings)
+        folder = storage.join(output, files[i].name)
+        text = storage.read_text(storage.join(folder, "result.json"))
+        return i, batch.reusable_row(text, settings, files[i].identity,
+                                     lambda rel: storage.exists(storage.join(folder, *rel.split("/"))))
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         return {i: row for i, row in pool.map(check, range(len(files))) if row is not None}
@@ -382,7 +415,7 @@ def _error_row(file: storage.InputFile, message: str, output: str, detector: Det
                         threshold=settings["threshold"])
     try:
         with storage.output_folder(output, file.name) as root:
-            doc = report.write_result(result, root, detector.card, detector.source, settings)
+            doc = report.write_result(result, root, detector.card, detector.source, settings, file.identity)
     except OSError as exc:
         raise DetectorError(f"cannot write results for {file.display} to {output}: {exc}") from None
     return report.summary_row(doc)

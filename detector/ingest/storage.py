@@ -40,6 +40,8 @@ class InputFile:
     source: str
     display: str
     name: str
+    #: what its stored result must match to be reused (see :func:`detector.ingest.inputs.input_identity`)
+    identity: dict | None = None
 
 
 @functools.lru_cache(maxsize=16)
@@ -72,13 +74,15 @@ def list_inputs(location: str) -> list[InputFile]:
 
     Local paths use the local engine's own listing and names; a bucket prefix is filtered the same way (media
     endings, hidden files and folders skipped)."""
-    from detector.ingest.inputs import MEDIA_SUFFIXES, result_name
+    from detector.ingest.inputs import (MEDIA_SUFFIXES, RESULT_FILE, RESULTS_MARKER, SUMMARY_FILE, folder_name,
+                                        input_identity, local_identity)
 
     if not is_remote(location):
         from detector.ingest.inputs import list_inputs as list_local
 
         files, root = list_local(Path(location))
-        return [InputFile(str(path.resolve()), str(path), result_name(path, root)) for path in files]
+        return [InputFile(str(path.resolve()), str(path), folder_name(path, root), local_identity(path, root))
+                for path in files]
     from pyarrow import fs as pafs
 
     scheme = str(location).partition("://")[0].lower()
@@ -86,21 +90,32 @@ def list_inputs(location: str) -> list[InputFile]:
         filesystem, path = resolve(location)
         info = filesystem.get_file_info(path)
         if info.type == pafs.FileType.File:
-            return [InputFile(str(location), str(location), result_name(PurePosixPath(path), None))]
+            key = PurePosixPath(path)
+            return [InputFile(str(location), str(location), folder_name(key, None),
+                              input_identity(key, None, info.size, info.mtime_ns))]
         if info.type != pafs.FileType.Directory:
             raise InputError(f"{location}: no such file or folder")
         listing = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
     except OSError as exc:
         raise InputError(f"{location}: cannot list ({_one_line(exc)})") from None
     root = PurePosixPath(path)
+    keys = {PurePosixPath(e.path).relative_to(root) for e in listing if e.type == pafs.FileType.File}
+    # results folders (the marker, or summary.csv beside result folders), as the local walk skips them
+    results = {k.parent for k in keys if k.name == RESULTS_MARKER}
+    results |= {k.parent.parent for k in keys if k.name == RESULT_FILE and len(k.parts) >= 2
+                and k.parent.parent / SUMMARY_FILE in keys}
     found = []
     for entry in sorted(listing, key=lambda e: e.path):
         rel = PurePosixPath(entry.path).relative_to(root)
         if entry.type != pafs.FileType.File or any(part.startswith(".") for part in rel.parts):
             continue
+        if any(parent in results for parent in rel.parents):
+            continue
         if rel.suffix.lower() in MEDIA_SUFFIXES:
             uri = f"{scheme}://{entry.path}"
-            found.append(InputFile(uri, uri, result_name(PurePosixPath(entry.path), root)))
+            key = PurePosixPath(entry.path)
+            found.append(InputFile(uri, uri, folder_name(key, root),
+                                   input_identity(key, root, entry.size, entry.mtime_ns)))
     if not found:
         raise InputError(f"{location}: no video or image files found in this folder")
     return found
@@ -144,11 +159,14 @@ def prepare_output(location: str) -> None:
 
         prepare_local(Path(location))
         return
+    from detector.ingest.inputs import RESULTS_MARKER
+
     probe = join(location, ".write_test")
     try:
         write_bytes(probe, b"ok")
         filesystem, path = resolve(probe)
         filesystem.delete_file(path)
+        write_bytes(join(location, RESULTS_MARKER), b"")
     except (OSError, InputError) as exc:
         raise DetectorError(f"cannot write to output location {location}: {_one_line(exc)}") from None
 
@@ -165,11 +183,26 @@ def read_text(location: str) -> str | None:
         return None
 
 
+def exists(location: str) -> bool:
+    """True when a file or object is at ``location``."""
+    try:
+        if not is_remote(location):
+            return Path(location).is_file()
+        from pyarrow import fs as pafs
+
+        filesystem, path = resolve(location)
+        return filesystem.get_file_info(path).type == pafs.FileType.File
+    except (OSError, InputError):
+        return False
+
+
 def write_bytes(location: str, data: bytes) -> None:
-    """Write a whole file or object (raises OSError)."""
+    """Write a whole file or object (raises OSError); a local file through a temporary file and a rename, an object
+    in one request (an object store never shows half an object)."""
     if not is_remote(location):
-        Path(location).parent.mkdir(parents=True, exist_ok=True)
-        Path(location).write_bytes(data)
+        from detector.ingest.inputs import write_atomic
+
+        write_atomic(Path(location), data)
         return
     filesystem, path = resolve(location)
     with filesystem.open_output_stream(path) as fh:
@@ -181,18 +214,24 @@ def output_folder(location: str, name: str) -> Iterator[Path]:
     """A local folder to write ``location/name/`` into: the folder itself, or a temporary one uploaded on exit.
 
     The body writes into ``<yielded>/<name>/`` (so the writers that take an output root and a name work
-    unchanged); nothing is uploaded when the body raises."""
+    unchanged); nothing is uploaded when the body raises. As on a local disk, the folder's old result.json is
+    deleted first and the new one uploaded last, so an upload cut off midway leaves no result.json that a resumed
+    run could take for a complete result."""
     if not is_remote(location):
         yield Path(location)
         return
-    from pyarrow import fs as pafs
-
     staging = Path(tempfile.mkdtemp(prefix="deepfake-out-"))
     try:
         yield staging
-        filesystem, path = resolve(join(location, name))
-        pafs.copy_files(str(staging / name), path, source_filesystem=pafs.LocalFileSystem(),
-                        destination_filesystem=filesystem)
+        filesystem, path = resolve(join(location, name, "result.json"))
+        try:
+            filesystem.delete_file(path)
+        except OSError:
+            if exists(join(location, name, "result.json")):
+                raise
+        files = sorted((p for p in (staging / name).rglob("*") if p.is_file()), key=lambda p: p.name == "result.json")
+        for file in files:
+            write_bytes(join(location, name, *file.relative_to(staging / name).parts), file.read_bytes())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -110,16 +110,30 @@ def _first_error_line(stderr: bytes | None, path: str | os.PathLike) -> str:
     return _telling_line(lines, path)
 
 
+#: Lines of ffmpeg's log that say what is wrong, most telling first; its last line is often only an errno text
+#: ("Device or resource busy" for a frame size of 0x0, "Operation not permitted" for an unsafe playlist entry).
+_TELLING = ("Invalid data", "moov atom", "No such file", "Permission denied", "could not find codec", "is invalid",
+            "invalid header", "Decoder", "error", "Error")
+#: ffmpeg's "[demuxer @ 0x55d0...] " prefix, which says nothing to a user.
+_CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+#: Containers that only list other files (ffmpeg would open those): a scan refuses them with this reason.
+PLAYLIST_FORMATS = ("concat", "hls", "applehttp")
+PLAYLIST = "a playlist (a list of other files, such as an ffmpeg concat list), not a video: scan the files it lists"
+
+
 def _telling_line(lines: list[str], path: str | os.PathLike) -> str:
     """The line that says most, without the ``file:`` URL ffmpeg repeats (the message names the file already, and a
     server must not show its own absolute paths)."""
     url = ffmpeg_url(path)
-    for keyword in ("Invalid data", "moov atom", "No such file", "Permission denied", "could not find codec",
-                    "Decoder", "error", "Error"):
-        for line in lines:
-            if keyword in line:
-                return line.replace(f"{url}: ", "").replace(url, Path(path).name)
-    return lines[-1].replace(f"{url}: ", "").replace(url, Path(path).name) if lines else "no details from ffmpeg"
+    chosen = next((line for keyword in _TELLING for line in lines if keyword in line), lines[-1] if lines else None)
+    if chosen is None:
+        return "no details from ffmpeg"
+    return _CONTEXT.sub("", chosen.replace(f"{url}: ", "").replace(url, Path(path).name))
+
+
+def _is_playlist(stderr: bytes | None) -> bool:
+    text = (stderr or b"").decode("utf-8", "replace")
+    return any(f"[{name} @ " in text for name in PLAYLIST_FORMATS)
 
 
 def _parse_rate(rate: str | None) -> float:
@@ -217,10 +231,14 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     except FileNotFoundError:
         raise InputError("ffprobe not found: install ffmpeg (e.g. apt-get install ffmpeg)") from None
     except ffmpeg.Error as exc:
+        if _is_playlist(exc.stderr):
+            raise InputError(f"{p}: {PLAYLIST}") from None
         raise InputError(f"{p}: not a readable video or image ({_first_error_line(exc.stderr, p)})") from None
 
     streams = meta.get("streams", [])
     fmt = meta.get("format", {})
+    if fmt.get("format_name") in PLAYLIST_FORMATS:
+        raise InputError(f"{p}: {PLAYLIST}")
     video = [s for s in streams if s.get("codec_type") == "video"
              and not (s.get("disposition") or {}).get("attached_pic")]
     has_audio = any(s.get("codec_type") == "audio" for s in streams)
@@ -313,8 +331,9 @@ def _sampling(info: VideoInfo, frames: int | None, fps: float | None) -> tuple[f
             raise ValueError("--frames must be positive")
         step = max(total / n, 1.0)
     # nudged down, not up: ceil() of an exact integer must stay put, or frame 0 is never sampled (a one-frame
-    # video decodes nothing); the nudge keeps Python and ffmpeg's select filter agreeing on float ties
-    offset = (step - 1.0) / 2.0 - 1e-6
+    # video decodes nothing); the nudge keeps Python and ffmpeg's select filter agreeing on float ties. An interval
+    # longer than the clip (--fps 0.1 on a 2-s clip) samples its middle frame rather than one past its end.
+    offset = min(step - 1.0, total - 1.0) / 2.0 - 1e-6
     count = max(1, int(math.floor((total - 1 - offset) / step)) + 1)
     return step, offset, count
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.ingest import inputs
 from detector.scan.explain import montage, overlay
 from detector.face.faces import KEYPOINT_NAMES
 from detector.scan.pipeline import ScanResult
@@ -88,9 +89,20 @@ def _cam_name(track_id: int, frame_index: int) -> str:
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    inputs.write_atomic(path, buf.tobytes())
+
+
+def result_files(doc: dict) -> list[str]:
+    """The files besides result.json that a complete result folder holds (paths relative to it): a result whose
+    folder lacks one was cut off while being written and is made again, not reused."""
+    files = ["report.html"]
+    files += [doc[key] for key in ("timeline", "gradcam_montage") if isinstance(doc.get(key), str)]
+    files += [cam["overlay"] for cam in doc.get("gradcam") or [] if isinstance(cam, dict)
+              and isinstance(cam.get("overlay"), str)]
+    return files
 
 
 def _png_b64(rgb: np.ndarray) -> str:
@@ -129,16 +141,25 @@ def timeline_png(result: ScanResult, threshold: float) -> bytes | None:
 
 
 def write_result(result: ScanResult, out_dir: Path, card: ModelCard, model_source: str = "",
-                 settings: dict | None = None) -> dict:
+                 settings: dict | None = None, identity: dict | None = None) -> dict:
     """Write everything for one input under ``out_dir/<name>/`` and return the result.json document.
 
-    ``settings`` (model and scan options) is stored so a resumed run can tell whether an old result still applies.
+    ``settings`` (model and scan options) and ``identity`` (which input this is: relative path, size, time) are
+    stored so a resumed run can tell whether an old result still applies, and to this very file. Every file is
+    written atomically, and result.json, which a resumed run looks for, is removed first and written last: a run cut
+    off anywhere in between leaves a folder without result.json (or an older one whose files are checked, see
+    :func:`result_files`), which the next run scans again.
     """
     folder = out_dir / result.name
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").unlink(missing_ok=True)
+    for stale in folder.rglob(f"{inputs.TEMP_PREFIX}*"):  # left by a run that was killed mid-write
+        stale.unlink(missing_ok=True)
     doc = result_to_dict(result, card, model_source)
     if settings is not None:
         doc["scan_settings"] = settings
+    if identity is not None:
+        doc["input_identity"] = identity
     cams = []
     for exp in result.explanations:
         image = overlay(exp.crop, exp.heatmap)
@@ -150,15 +171,32 @@ def write_result(result: ScanResult, out_dir: Path, card: ModelCard, model_sourc
         doc["gradcam_montage"] = "gradcam/montage.png"
     plot = timeline_png(result, result.threshold)
     if plot:
-        (folder / "timeline.png").write_bytes(plot)
+        inputs.write_atomic(folder / "timeline.png", plot)
         doc["timeline"] = "timeline.png"
-    (folder / "result.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (folder / "report.html").write_text(render_html(doc, result, plot, cams))
+    inputs.write_atomic(folder / "report.html", render_html(doc, result, plot, cams).encode())
+    inputs.write_atomic(folder / "result.json", (json.dumps(doc, indent=2) + "\n").encode())
     return doc
 
 
 def _verdict_colour(verdict: str) -> str:
     return {"fake": "#c62828", "real": "#2e7d32", "no_face": "#616161"}.get(verdict, "#e65100")
+
+
+def _headline_note(prov: dict | None) -> str:
+    """What validly signed credentials say (AI-made, edited), beside the pixel verdict in the headline."""
+    text = (prov or {}).get("headline")
+    return f" <span class='headline-credentials'>· {html.escape(text)}</span>" if text else ""
+
+
+def _frames(count: int) -> str:
+    return f"over {count} frame{'' if count == 1 else 's'}"
+
+
+def _cell(value: object) -> str:
+    """A fact as a reader wants it: yes/no rather than Python's True/False, a dash for nothing."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "–" if value is None else str(value)
 
 
 def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -> str:
@@ -174,12 +212,15 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
         "text-align:left}.faces img{width:112px;height:112px;margin:2px}.cams img{width:224px;margin:4px}"
         "figure{display:inline-block;margin:4px}figcaption{font-size:.8em}.provenance{background:#eef3f8;"
         "border-left:4px solid #1565c0;padding:.5em 1em;margin:1em 0}.provenance summary{cursor:pointer}"
-        ".tampered{color:#c62828;font-weight:700}</style></head><body>",
+        ".tampered{color:#c62828;font-weight:700}.headline-credentials{font-size:.6em;color:#1565c0}"
+        "</style></head><body>",
         f"<h1>{e(doc['name'])}</h1>",
-        f"<div class='verdict' style='color:{_verdict_colour(doc['verdict'])}'>{e(doc['verdict'].upper())}</div>",
+        f"<div class='verdict' style='color:{_verdict_colour(doc['verdict'])}'>{e(doc['verdict'].upper())}"
+        f"{_headline_note(doc.get('provenance'))}</div>",
     ]
+    medium = "image" if (doc.get("video") or {}).get("is_image") else "video"
     if score is not None:
-        parts.append(f"<p>Fake probability <b>{score:.3f}</b> (threshold {doc['threshold']:.3f}; the video's score "
+        parts.append(f"<p>Fake probability <b>{score:.3f}</b> (threshold {doc['threshold']:.3f}; the {medium}'s score "
                      "is its most suspicious counted face track's score; faces seen in too few frames do "
                      "not count).</p>")
         if doc.get("false_positive_rate_at_score") is not None:
@@ -200,8 +241,8 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
         parts.append("<h2>Faces</h2>")
         for track, tscore in zip(result.tracks, result.track_scores):
             note = "" if track.counted else f" (not counted in the verdict: {e(track.reason or '')})"
-            parts.append(f"<h3>Face {track.track_id}: score {tscore:.3f} over {len(track.observations)} frames"
-                         f"{note}</h3><div class='faces'>")
+            seen = "in the image" if medium == "image" else _frames(len(track.observations))
+            parts.append(f"<h3>Face {track.track_id}: score {tscore:.3f} {seen}{note}</h3><div class='faces'>")
             for obs in track.observations[:16]:
                 parts.append(f"<img title='t={obs.time}s p={obs.probability:.3f}' "
                              f"src='data:image/png;base64,{_png_b64(obs.crop)}'>")
@@ -215,7 +256,7 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
     if doc["video"]:
         parts.append("<h2>Input</h2><table>")
         for key, value in doc["video"].items():
-            parts.append(f"<tr><th>{e(key)}</th><td>{e(str(value))}</td></tr>")
+            parts.append(f"<tr><th>{e(key)}</th><td>{e(_cell(value))}</td></tr>")
         parts.append(f"<tr><th>frames sampled</th><td>{doc['frames_sampled']}</td></tr></table>")
     model = doc["model"]
     parts.append(f"<h2>Model</h2><p>{e(model['name'])} v{model['version']} ({e(model['backbone'])}), "
@@ -226,8 +267,9 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
 
 
 CREDENTIALS_NOTE = ("Content credentials are a signed statement by whoever made or edited the file; they are shown "
-                    "beside the verdict and do not change the fake probability. See docs/content-credentials.md for "
-                    "what they can and cannot prove.")
+                    "beside the verdict and do not change the fake probability. A valid signature shows who signed "
+                    "the file and that it has not changed since; it cannot show that what the file depicts is true, "
+                    "and a file without credentials proves nothing.")
 
 
 def _action_text(action: dict) -> str:
@@ -313,13 +355,14 @@ def summary_row(doc: dict) -> dict:
 
 
 def write_summary(rows: list[dict], out_dir: Path) -> Path:
-    """``summary.csv`` over all inputs of a run."""
+    """``summary.csv`` over all inputs of a run (written atomically: a crash leaves the previous one whole)."""
     path = out_dir / "summary.csv"
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k) for k in SUMMARY_FIELDS})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=SUMMARY_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k) for k in SUMMARY_FIELDS})
+    inputs.write_atomic(path, text.getvalue().encode())
     return path
 
 

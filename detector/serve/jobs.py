@@ -113,8 +113,49 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
+        """The job of a job.json document; raises ValueError naming the fields of the wrong type or value (a
+        hand-edited file, or one of another version), so one bad file cannot break the start-up or the list."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        job = cls(**{k: v for k, v in data.items() if k in names})
+        bad = [name for name, ok in job._checks().items() if not ok]
+        if bad:
+            raise ValueError(f"fields of the wrong type or value: {', '.join(bad)}")
+        return job
+
+    def _checks(self) -> dict[str, bool]:
+        def text(value: Any, optional: bool = False) -> bool:
+            return isinstance(value, str) or (optional and value is None)
+
+        def count(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+        def file_name(value: Any, optional: bool = False) -> bool:  # joined to the job's folder: no way out of it
+            return (optional and value is None) or (text(value) and value not in ("", ".", "..") and "/" not in value
+                                                    and "\\" not in value and "\x00" not in value)
+
+        return {"id": text(self.id), "filename": text(self.filename), "upload": file_name(self.upload),
+                "size": count(self.size), "media": isinstance(self.media, dict), "status": self.status in STATUSES,
+                "created": text(self.created), "started": text(self.started, True),
+                "finished": text(self.finished, True),
+                "progress": isinstance(self.progress, dict) and set(self.progress) == {"done", "total"}
+                and all(count(v) for v in self.progress.values()),
+                "verdict": text(self.verdict, True),
+                "fake_probability": self.fake_probability is None or (
+                    isinstance(self.fake_probability, (int, float)) and not isinstance(self.fake_probability, bool)),
+                "error": text(self.error, True), "result_name": file_name(self.result_name, True),
+                "credentials": text(self.credentials, True), "attempts": count(self.attempts)}
+
+    @classmethod
+    def damaged(cls, job_id: str, data: Any, reason: str) -> Job:
+        """An ``error`` job standing for a job.json that could not be used: what can be kept is kept (the file name
+        shown), everything else gets a safe value, and the error says why."""
+        data = data if isinstance(data, dict) else {}
+        filename = data.get("filename") if isinstance(data.get("filename"), str) else "unknown"
+        created = data.get("created") if isinstance(data.get("created"), str) else now()
+        return cls(id=job_id, filename=filename, upload="", size=0, media={}, status="error", created=created,
+                   finished=now(), error=f"this scan's job file was damaged ({reason}); upload the file again")
 
 
 class JobStore:
@@ -143,13 +184,18 @@ class JobStore:
             if not ID_PATTERN.match(path.parent.name):
                 continue
             try:
-                job = Job.from_dict(json.loads(path.read_text()))
-            except (OSError, ValueError, TypeError) as exc:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
                 log.warning("skipping unreadable job file %s: %s", path, exc)
                 continue
-            if job.id != path.parent.name or job.status not in STATUSES:
-                log.warning("skipping inconsistent job file %s", path)
-                continue
+            try:
+                job = Job.from_dict(data)
+                if job.id != path.parent.name:
+                    raise ValueError("its id is not its folder's")
+            except (ValueError, TypeError) as exc:
+                log.warning("job file %s is damaged (%s): the job is marked as an error", path, exc)
+                job = Job.damaged(path.parent.name, data, str(exc))
+                self._write(job)
             if job.status == "running":
                 if job.attempts >= self.max_attempts:
                     job.status, job.error, job.finished = "error", gave_up(job.attempts), now()

@@ -133,7 +133,26 @@ class Health(BaseModel):
 
 
 def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody} for code in codes}
+    """Errors as documented: JSON (``{"error": ...}``) whatever the route's own media type, since that is what
+    :func:`create_app`'s handler answers (the report's 404 too, though its 200 is HTML)."""
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {code: {"description": _ERROR_WORDS.get(code, "Error"), "content": {"application/json": {"schema": schema}}}
+            for code in codes}
+
+
+_ERROR_WORDS = {400: "Bad request", 404: "Not found", 409: "Conflict", 413: "Upload too large",
+                415: "Not a supported video or image", 503: "Too many scans waiting"}
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route answers at ``path`` (Starlette's own 405 names only the first matching route's, so
+    GET /api/scans/{id} hid DELETE), plus OPTIONS, which this server answers for every path."""
+    methods = {"OPTIONS"}
+    for route in app.routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 def _limited_receive(receive: Receive, limit: int, message: str) -> Receive:
@@ -231,9 +250,24 @@ def create_app(store: JobStore, worker: ScanWorker, settings: ServerSettings) ->
                   description="Upload a video or image; a background worker scans it for manipulated faces. "
                               "Poll the scan until its status is `done` or `error`.")
 
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with the schema of the error body every error response refers to."""
+        doc = generate()
+        doc.setdefault("components", {}).setdefault("schemas", {})["ErrorBody"] = ErrorBody.model_json_schema()
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.url.path))
+            if request.method == "OPTIONS":  # what a client asks to learn the methods: answered, not refused
+                return Response(status_code=204, headers=headers)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

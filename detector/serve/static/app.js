@@ -9,6 +9,13 @@ let maxUploadBytes = null;
 let currentId = null;
 let pollTimer = null;
 
+// a fact as a reader wants it: yes/no rather than true/false, a dash for nothing (as report.html shows it)
+function factText(value) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  return value;
+}
+
 function el(tag, text, attrs) {
   const node = document.createElement(tag);
   if (text !== undefined && text !== null) node.textContent = String(text);
@@ -141,6 +148,10 @@ function renderResult(scan, doc) {
   const verdict = $("verdict");
   verdict.textContent = doc.verdict.replace("_", " ");
   verdict.className = `verdict verdict-${doc.verdict}`;
+  // what validly signed credentials say (AI-made, edited) belongs beside the pixel verdict, not below it
+  if (doc.provenance && doc.provenance.headline) {
+    verdict.append(" ", el("span", `· ${doc.provenance.headline}`, { class: "headline-credentials" }));
+  }
   $("probability").textContent = doc.fake_probability === null
     ? `No score (threshold ${fmtProb(doc.threshold)}).`
     : `Fake probability ${fmtProb(doc.fake_probability)} (threshold ${fmtProb(doc.threshold)}; the score is the ` +
@@ -193,7 +204,7 @@ function renderResult(scan, doc) {
   rows.push(["frames sampled", doc.frames_sampled]);
   for (const [key, value] of rows) {
     const row = el("tr");
-    row.append(el("th", key), el("td", value === null ? "–" : value));
+    row.append(el("th", key), el("td", factText(value)));
     facts.append(row);
   }
   const m = doc.model;
