@@ -75,6 +75,8 @@ def scan_options_parent() -> argparse.ArgumentParser:
     group.add_argument("--aggregation", choices=RULES, default=defaults.aggregation,
                        help=f"how a face track's frames are pooled (default {defaults.aggregation})")
     group.add_argument("--no-gradcam", action="store_true", help="skip Grad-CAM heatmaps (faster)")
+    group.add_argument("--no-temporal", action="store_true",
+                       help="skip the temporal evidence (landmark motion in windows of consecutive frames)")
     group.add_argument("--cam", choices=("gradcam", "gradcam++"), default=defaults.cam_method,
                        help=f"explanation method (default {defaults.cam_method})")
     group.add_argument("--model", type=Path, help="a model folder, SavedModel or .keras file exported by our "
@@ -114,6 +116,7 @@ def scan_options(args: argparse.Namespace, trusted_signers: str | None = None) -
     return ScanOptions(frames=args.frames, fps=args.fps, threshold=args.threshold, max_faces=args.max_faces,
                        min_face=args.min_face, batch_size=args.batch_size, aggregation=args.aggregation,
                        gradcam=not args.no_gradcam, cam_method=args.cam, trusted_signers=trusted_signers,
+                       temporal=not args.no_temporal,
                        exact_frames=args.exact_frames)
 
 

@@ -43,6 +43,8 @@ class ScanOptions:
     refine_faces: bool = config.REFINE_FOLLOWED
     #: PEM text of the certificate authorities whose content-credential signers count as verified
     trusted_signers: str | None = None
+    #: read the followed faces' landmark motion in a few windows of consecutive frames (see :mod:`detector.temporal`)
+    temporal: bool = True
 
     def search_settings(self) -> SearchSettings:
         """How the face search of a scan with these options runs (the scanner and the batch workers alike)."""

@@ -27,6 +27,8 @@ from detector.scan.options import ScanOptions  # noqa: F401  (its home is detect
 from detector.scan.overlap import StreamScorer, prefetch
 from detector.origin.provenance import Provenance, read_provenance
 from detector.models.scoring import Scorer
+from detector.scan.fusion import disagreement
+from detector.temporal.branch import TemporalBranch, TemporalEvidence
 
 if TYPE_CHECKING:  # explain imports keras and tf-keras-vis: only a scan that makes heatmaps loads them
     from detector.scan.explain import CamExplainer
@@ -64,6 +66,9 @@ class ScanResult:
     error: str | None = None
     seconds: dict = field(default_factory=dict)
     provenance: Provenance | None = None
+    #: landmark motion in windows of consecutive frames; shown beside the verdict (it decides it only when the model
+    #: card's fusion rule names it)
+    temporal: TemporalEvidence | None = None
 
 
 @dataclass
@@ -200,6 +205,10 @@ class Scanner:
         self.faces = face_detector or FaceDetector(min_face=self.options.min_face)
         # made on first use (options.cam_method) unless given
         self._explainer = explainer
+        # the temporal branch is loaded on the first video that needs it (dlib and the landmark model); a failure to
+        # load is kept and said in every result instead of stopping the scan
+        self._temporal: TemporalBranch | None = None
+        self._temporal_error: str | None = None
 
     @property
     def threshold(self) -> float:
@@ -283,6 +292,10 @@ class Scanner:
         result.verdict = aggregate.verdict(result.score, self.threshold)
         self._fill_frame_probabilities(result)
         t = time.perf_counter()
+        if opts.temporal and result.info is not None and not result.info.is_image and result.tracks:
+            self._read_temporal(result)
+        t_temporal = time.perf_counter() - t
+        t = time.perf_counter()
         if opts.gradcam and result.tracks:
             result.explanations = self._explain(result)
         t_cam = time.perf_counter() - t
@@ -290,11 +303,43 @@ class Scanner:
             result.warnings.append("the model is untrained: this verdict is provisional and carries no information")
         result.seconds = {key: round(faces.seconds.get(key, 0.0), 3) for key in ("decode", "faces", "model")}
         result.seconds["gradcam"] = round(t_cam, 3)
+        if result.temporal is not None:
+            result.seconds["temporal"] = round(t_temporal, 3)
         if t0 is not None:
             result.seconds["total"] = round(time.perf_counter() - t0, 3)
         else:
             result.seconds["total"] = round(sum(result.seconds.values()), 3)
         return result
+
+    def _read_temporal(self, result: ScanResult) -> None:
+        """The temporal evidence of a video: its windows' landmark motion scored by the temporal model, each counted
+        face's mean over its windows, the most suspicious face's as the video's. Never fails the scan: a missing
+        landmark model or an unreadable window becomes a warning."""
+        if self._temporal is None and self._temporal_error is None:
+            try:
+                origin = getattr(self.detector, "origin", None)
+                folder = str(origin if origin is None or origin.is_dir() else origin.parent) if origin else None
+                self._temporal = TemporalBranch.load(folder)
+            except DetectorError as exc:
+                self._temporal_error = str(exc)
+        if self._temporal is None:
+            result.warnings.append(f"temporal evidence off: {self._temporal_error}")
+            return
+        try:
+            evidence, warnings = self._temporal.evidence(result.info, result.tracks)
+        except Exception as exc:  # the frame verdict stands without it; say why, never stop the scan
+            result.warnings.append(f"temporal evidence unavailable: {exc}")
+            return
+        faces = sorted({w.track_id for w in evidence.windows})
+        evidence.score = aggregate.video_score([aggregate.pool([w.probability for w in evidence.windows
+                                                                 if w.track_id == t], "mean") for t in faces])
+        result.temporal = evidence
+        result.warnings += warnings
+        frame_says = result.score
+        if evidence.score is not None and frame_says is not None:
+            split = disagreement({"frame model": frame_says, "temporal model": evidence.score})
+            if split:
+                result.warnings.append(split)
 
     @staticmethod
     def _fill_frame_probabilities(result: ScanResult) -> None:

@@ -76,6 +76,7 @@ def result_to_dict(result: ScanResult, card: ModelCard, model_source: str = "") 
         "gradcam": [{"track_id": e.track_id, "frame_index": e.frame_index, "time": e.time,
                      "fake_probability": _r(e.probability), "overlay": _cam_name(e.track_id, e.frame_index)}
                     for e in result.explanations],
+        "temporal": result.temporal.to_dict() if result.temporal else None,
         "warnings": result.warnings,
         "error": result.error,
         "provenance": result.provenance.to_dict() if result.provenance else None,
@@ -127,6 +128,10 @@ def timeline_png(result: ScanResult, threshold: float) -> bytes | None:
         label = f"face {track.track_id} (score {score:.2f})" + ("" if track.counted else ", not counted")
         ax.plot(xs, ys, marker="o", ms=3, ls="-" if track.counted else ":", alpha=1.0 if track.counted else 0.5,
                 label=label)
+    temporal = result.temporal.windows if result.temporal and not is_image else []
+    for k, window in enumerate(temporal):
+        ax.hlines(window.probability, window.start_time, window.end_time, colors="black", lw=4, alpha=0.6,
+                  label="landmark motion per window (temporal model)" if k == 0 else None)
     ax.axhline(threshold, color="red", ls="--", lw=1, label=f"threshold {threshold:.2f}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("frame" if is_image else "time (s)")
@@ -247,6 +252,8 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
                 parts.append(f"<img title='t={obs.time}s p={obs.probability:.3f}' "
                              f"src='data:image/png;base64,{_png_b64(obs.crop)}'>")
             parts.append("</div>")
+    if doc.get("temporal"):
+        parts.append(temporal_html(doc["temporal"]))
     if cams:
         parts.append("<h2>Where the model looked (Grad-CAM)</h2><div class='cams'>")
         for exp, image in cams:
@@ -263,6 +270,26 @@ def render_html(doc: dict, result: ScanResult, plot: bytes | None, cams: list) -
                  f"{'trained' if model['trained'] else '<b>untrained: verdicts are provisional</b>'}; "
                  f"threshold from {e(model['threshold_source'])}.</p>")
     parts.append(f"<p><small>Generated {e(doc['created'])}.</small></p></body></html>")
+    return "\n".join(parts)
+
+
+def temporal_html(temporal: dict) -> str:
+    """The temporal evidence: what it read, its video score and every window's, beside (not inside) the verdict."""
+    e = html.escape
+    parts = ["<h2>Motion over time</h2>",
+             f"<p>How each face's 68 landmarks move over runs of consecutive frames, scored by {e(temporal['model'])}."
+             " Shown beside the verdict: on the validation of record it did not add to the frame evidence, so it "
+             "does not change the fake probability.</p>"]
+    if temporal.get("fake_probability") is None:
+        parts.append(f"<p>No temporal score: {e(temporal.get('reason') or 'no window was read')}.</p>")
+        return "\n".join(parts)
+    parts.append(f"<p>Temporal score <b>{temporal['fake_probability']:.3f}</b> (each face's mean over its windows, "
+                 "the most suspicious face's).</p><table><tr><th>face</th><th>frames</th><th>time (s)</th>"
+                 "<th>fake probability</th></tr>")
+    for w in temporal["windows"]:
+        parts.append(f"<tr><td>{w['track_id']}</td><td>{w['start_frame']}-{w['start_frame'] + w['frames'] - 1}</td>"
+                     f"<td>{w['start_time']:.2f}-{w['end_time']:.2f}</td><td>{w['fake_probability']:.3f}</td></tr>")
+    parts.append("</table>")
     return "\n".join(parts)
 
 

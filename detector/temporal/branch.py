@@ -113,3 +113,69 @@ def read_video(info: video.VideoInfo, tracks: list[FaceTrack], predictor: ShapeP
                                     "small for reliable landmarks, so its temporal evidence is weak")
     reading.seconds["temporal"] = round(time.perf_counter() - t, 3)
     return reading
+
+
+@dataclass
+class WindowScore:
+    """One face's temporal score over one window, as result.json, the timeline and the report show it."""
+
+    track_id: int
+    start_frame: int
+    frames: int
+    start_time: float
+    end_time: float
+    probability: float
+
+
+@dataclass
+class TemporalEvidence:
+    """The temporal evidence of one input: every window's score, the video's (set by the scanner with the
+    aggregation rule of :mod:`detector.scan.aggregate`), or why there is none."""
+
+    windows: list[WindowScore] = field(default_factory=list)
+    score: float | None = None
+    reason: str | None = None
+    model: str = ""
+
+    def to_dict(self) -> dict:
+        return {"fake_probability": None if self.score is None else round(self.score, 4), "reason": self.reason,
+                "model": self.model,
+                "windows": [{"track_id": w.track_id, "start_frame": w.start_frame, "frames": w.frames,
+                             "start_time": round(w.start_time, 3), "end_time": round(w.end_time, 3),
+                             "fake_probability": round(w.probability, 4)} for w in self.windows]}
+
+
+class TemporalBranch:
+    """The landmark reader and the temporal model, loaded once per scanner."""
+
+    def __init__(self, predictor: ShapePredictor, model, name: str):
+        self.predictor = predictor
+        self.model = model
+        self.name = name
+
+    @classmethod
+    def load(cls, model_dir: str | None = None) -> "TemporalBranch":
+        """The model folder's ``temporal.keras`` when it has one, else the published LRNet weights that ship with
+        the package. Raises :class:`detector.temporal.landmarks.LandmarksUnavailable` without dlib's predictor."""
+        from detector.temporal.model import TemporalModel, published_model
+
+        predictor = ShapePredictor()
+        model = TemporalModel.load(model_dir) if model_dir else None
+        if model is None:
+            return cls(predictor, TemporalModel(published_model(), source="published"),
+                       "LRNet, published FaceForensics++ weights")
+        return cls(predictor, model, f"temporal model of {model_dir}")
+
+    def evidence(self, info: video.VideoInfo, tracks: list[FaceTrack]) -> tuple[TemporalEvidence, list[str]]:
+        """Read and score one input's windows; returns the evidence and its warnings."""
+        reading = read_video(info, tracks, self.predictor)
+        found = TemporalEvidence(reason=reading.plan.reason, model=self.name)
+        if reading.sequences:
+            probs = self.model.predict(np.stack([s.sequence for s in reading.sequences]))
+            fps = info.fps or 1.0
+            for seq, p in zip(reading.sequences, probs):
+                found.windows.append(WindowScore(seq.track_id, seq.window.start, seq.window.length,
+                                                 seq.window.start_time, seq.end_time + 1.0 / fps, float(p)))
+        elif not found.reason:
+            found.reason = "no window could follow a counted face"
+        return found, reading.warnings
