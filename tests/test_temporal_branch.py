@@ -66,12 +66,14 @@ def test_a_scan_reports_per_window_temporal_scores(demo, tmp_path):
 
 @pytest.mark.slow
 def test_no_landmark_model_is_a_warning_not_a_failure(demo, monkeypatch):
+    import detector.temporal.branch as branch
     import detector.temporal.landmarks as landmarks
     from detector.scan.pipeline import Scanner
     from detector.scan.options import ScanOptions
     from detector.models.model import load_detector
 
     monkeypatch.setattr(landmarks, "find_predictor", lambda explicit=None: None)
+    monkeypatch.setattr(branch, "_PREDICTOR", [])  # a predictor an earlier test loaded must not be reused
     clip = next(p for p in demo.iterdir() if p.suffix == ".mp4")
     result = Scanner(load_detector(), ScanOptions(gradcam=False)).scan(clip)
     assert result.verdict in ("real", "fake") and result.temporal is None

@@ -175,7 +175,8 @@ def _worker_extract(path: Path):
     t0 = time.perf_counter()
     try:
         faces = extract_faces(path, _WORKER["faces"], opts.frames, opts.fps, opts.margin, _WORKER["size"],
-                              opts.max_faces, search=opts.search_settings(), exact_frames=opts.exact_frames)
+                              opts.max_faces, search=opts.search_settings(), exact_frames=opts.exact_frames,
+                              temporal=opts.temporal)
         return faces, None, time.perf_counter() - t0
     except DetectorError as exc:
         return None, str(exc), 0.0

@@ -116,7 +116,7 @@ def extract_file(path: Path, options: ScanOptions, image_size: int) -> Extracted
     if faces is None or faces.min_face != options.min_face:
         faces = _WORKER["faces"] = FaceDetector(min_face=options.min_face)
     return extract_faces(path, faces, options.frames, options.fps, options.margin, image_size, options.max_faces,
-                         exact_frames=options.exact_frames)
+                         exact_frames=options.exact_frames, temporal=options.temporal)
 
 
 def _overrun(display: str, seconds: float) -> None:

@@ -106,11 +106,23 @@ class Detector:
         return np.asarray(result[OUTPUT_NAME]).reshape(-1)
 
 
-def export_model(model: keras.Model, card: ModelCard, root: str | os.PathLike) -> Path:
+#: The SavedModel signature for landmark sequences, its input's name and width (68 points x (x, y)).
+TEMPORAL_SIGNATURE = "temporal"
+TEMPORAL_INPUT_NAME = "landmarks"
+TEMPORAL_FEATURES = 136
+#: The temporal model's Keras file beside ``model.keras`` (the scanner loads it from the model folder).
+TEMPORAL_FILE = "temporal.keras"
+
+
+def export_model(model: keras.Model, card: ModelCard, root: str | os.PathLike,
+                 temporal: keras.Model | None = None) -> Path:
     """Write the TF Serving layout under ``root``: ``<version>/`` SavedModel, ``model.keras`` and ``card.json``.
 
     ``serving_default`` takes uint8 crops; ``serving_jpeg`` takes JPEG-encoded crops as strings (its input name ends in
-    ``_bytes`` so TF Serving's REST API accepts ``{"b64": ...}`` values) and resizes them in the graph.
+    ``_bytes`` so TF Serving's REST API accepts ``{"b64": ...}`` values) and resizes them in the graph. With a
+    ``temporal`` model (:mod:`detector.temporal.model`), the same SavedModel also gets a ``temporal`` signature:
+    ``landmarks`` (float32, clips x frames x 136, normalised as the scanner reads them) to each clip's
+    ``fake_probability``, so one TF Serving model serves both evidences; it is saved beside as ``temporal.keras``.
     """
     root = Path(root)
     version_dir = root / str(card.version)
@@ -135,7 +147,15 @@ def export_model(model: keras.Model, card: ModelCard, root: str | os.PathLike) -
                          input_signature=[tf.TensorSpec((None, size, size, 3), tf.uint8, name=INPUT_NAME)])
     archive.add_endpoint("serving_jpeg", score_jpeg,
                          input_signature=[tf.TensorSpec((None,), tf.string, name=JPEG_INPUT_NAME)])
+    if temporal is not None:
+        archive.track(temporal)
+        archive.add_endpoint(
+            TEMPORAL_SIGNATURE,
+            lambda landmarks: {OUTPUT_NAME: tf.reshape(temporal(landmarks, training=False), [-1])},
+            input_signature=[tf.TensorSpec((None, None, TEMPORAL_FEATURES), tf.float32, name=TEMPORAL_INPUT_NAME)])
     archive.write_out(str(version_dir), verbose=False)
+    if temporal is not None:
+        temporal.save(root / TEMPORAL_FILE)
     model.save(root / "model.keras")
     card.save(root / "card.json")
     return root

@@ -28,7 +28,7 @@ from detector.scan.overlap import StreamScorer, prefetch
 from detector.origin.provenance import Provenance, read_provenance
 from detector.models.scoring import Scorer
 from detector.scan.fusion import disagreement
-from detector.temporal.branch import TemporalBranch, TemporalEvidence
+from detector.temporal.branch import TemporalEvidence, TemporalReading, TemporalScorer, read_video, shared_predictor
 
 if TYPE_CHECKING:  # explain imports keras and tf-keras-vis: only a scan that makes heatmaps loads them
     from detector.scan.explain import CamExplainer
@@ -82,6 +82,9 @@ class ExtractedFaces:
     seconds: dict
     #: how many whole-frame and window searches MTCNN ran (see :class:`detector.face.face_search.FaceSearch`)
     searches: dict = field(default_factory=dict)
+    #: the landmark windows read where the file is at hand (a Ray worker's download, say); scored in
+    #: :meth:`Scanner.finish` where the model is
+    temporal: TemporalReading | None = None
 
 
 def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | None = config.FRAMES_PER_VIDEO,
@@ -89,7 +92,8 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
                   max_faces: int = config.MAX_FACES,
                   progress: Callable[[int, int], None] | None = None, search: SearchSettings | None = None,
                   on_observations: Callable[[list[Observation]], None] | None = None,
-                  prefetch_frames: int = config.DECODE_PREFETCH, exact_frames: bool = False) -> ExtractedFaces:
+                  prefetch_frames: int = config.DECODE_PREFETCH, exact_frames: bool = False,
+                  temporal: bool = False) -> ExtractedFaces:
     """Probe, stream the sampled frames, detect, crop and track faces. Shared by the scanner and training data prep,
     so a model is trained on exactly the crops it will see. Raises :class:`InputError` for unusable files.
 
@@ -97,6 +101,7 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
     meanwhile); ``prefetch_frames`` frames are decoded ahead in a thread. ``seconds["decode"]`` is the time spent
     waiting for frames, so with prefetching it counts only the decoding that did not overlap the search.
     ``exact_frames`` decodes every frame to take exactly :func:`detector.ingest.video.sample_indices`' frames.
+    ``temporal`` also reads the counted faces' landmark windows (:mod:`detector.temporal`) while the file is here.
     """
     info = video.probe(path)
     frames_arg = None if fps else frames
@@ -130,8 +135,22 @@ def extract_faces(path: str | Path, face_detector: FaceDetector, frames: int | N
     if rotations.used:
         warnings.append(f"faces were found only in frames turned by {', '.join(map(str, sorted(rotations.used)))} "
                         "degrees (footage filmed sideways or upside down without rotation metadata)")
-    return ExtractedFaces(info=info, frames=summaries, tracks=tracks, warnings=warnings,
-                          seconds={"decode": t_decode, "faces": t_faces}, searches=dict(finder.counts))
+    faces = ExtractedFaces(info=info, frames=summaries, tracks=tracks, warnings=warnings,
+                           seconds={"decode": t_decode, "faces": t_faces}, searches=dict(finder.counts))
+    if temporal and not info.is_image and any(t.counted for t in tracks):
+        _read_windows(faces)
+    return faces
+
+
+def _read_windows(faces: ExtractedFaces) -> None:
+    """Read the temporal windows of extracted faces; any failure is a warning (the frame verdict stands alone)."""
+    try:
+        faces.temporal = read_video(faces.info, faces.tracks, shared_predictor())
+    except Exception as exc:  # a missing landmark model, an unreadable window: never the scan's failure
+        faces.warnings.append(f"temporal evidence off: {exc}")
+        return
+    faces.warnings += faces.temporal.warnings
+    faces.seconds["temporal"] = faces.temporal.seconds.get("temporal", 0.0)
 
 
 def _faces_of(frame: video.Frame, finder: FaceSearch, rotations: "_RotationSearch", margin: float,
@@ -207,7 +226,7 @@ class Scanner:
         self._explainer = explainer
         # the temporal branch is loaded on the first video that needs it (dlib and the landmark model); a failure to
         # load is kept and said in every result instead of stopping the scan
-        self._temporal: TemporalBranch | None = None
+        self._temporal: TemporalScorer | None = None
         self._temporal_error: str | None = None
 
     @property
@@ -241,11 +260,13 @@ class Scanner:
         args = (path, self.faces, opts.frames, opts.fps, opts.margin, self.detector.image_size, opts.max_faces,
                 progress)
         if not opts.overlap:
-            faces = extract_faces(*args, search=search, prefetch_frames=0, exact_frames=opts.exact_frames)
+            faces = extract_faces(*args, search=search, prefetch_frames=0, exact_frames=opts.exact_frames,
+                                  temporal=opts.temporal)
             self.score([faces])
             return faces
         with StreamScorer(self.detector, config.STREAM_BATCH, opts.batch_size) as scorer:
-            faces = extract_faces(*args, search=search, on_observations=scorer.add, exact_frames=opts.exact_frames)
+            faces = extract_faces(*args, search=search, on_observations=scorer.add, exact_frames=opts.exact_frames,
+                                  temporal=opts.temporal)
             faces.seconds["model"] = scorer.finish()
         return faces
 
@@ -292,8 +313,8 @@ class Scanner:
         result.verdict = aggregate.verdict(result.score, self.threshold)
         self._fill_frame_probabilities(result)
         t = time.perf_counter()
-        if opts.temporal and result.info is not None and not result.info.is_image and result.tracks:
-            self._read_temporal(result)
+        if faces.temporal is not None:
+            self._score_temporal(result, faces.temporal)
         t_temporal = time.perf_counter() - t
         t = time.perf_counter()
         if opts.gradcam and result.tracks:
@@ -303,41 +324,35 @@ class Scanner:
             result.warnings.append("the model is untrained: this verdict is provisional and carries no information")
         result.seconds = {key: round(faces.seconds.get(key, 0.0), 3) for key in ("decode", "faces", "model")}
         result.seconds["gradcam"] = round(t_cam, 3)
-        if result.temporal is not None:
-            result.seconds["temporal"] = round(t_temporal, 3)
+        if faces.temporal is not None:
+            result.seconds["temporal"] = round(faces.seconds.get("temporal", 0.0) + t_temporal, 3)
         if t0 is not None:
             result.seconds["total"] = round(time.perf_counter() - t0, 3)
         else:
             result.seconds["total"] = round(sum(result.seconds.values()), 3)
         return result
 
-    def _read_temporal(self, result: ScanResult) -> None:
-        """The temporal evidence of a video: its windows' landmark motion scored by the temporal model, each counted
-        face's mean over its windows, the most suspicious face's as the video's. Never fails the scan: a missing
-        landmark model or an unreadable window becomes a warning."""
+    def _score_temporal(self, result: ScanResult, reading: TemporalReading) -> None:
+        """Score a video's landmark windows with the temporal model (the model folder's ``temporal.keras``, else the
+        published LRNet weights): each counted face's mean over its windows, the most suspicious face's as the
+        video's. Shown beside the verdict; a failure is a warning, never a failed scan."""
         if self._temporal is None and self._temporal_error is None:
             try:
                 origin = getattr(self.detector, "origin", None)
-                folder = str(origin if origin is None or origin.is_dir() else origin.parent) if origin else None
-                self._temporal = TemporalBranch.load(folder)
-            except DetectorError as exc:
+                folder = str(origin if origin.is_dir() else origin.parent) if origin is not None else None
+                self._temporal = TemporalScorer.load(folder)
+            except Exception as exc:  # an unreadable temporal.keras: said in every result
                 self._temporal_error = str(exc)
         if self._temporal is None:
             result.warnings.append(f"temporal evidence off: {self._temporal_error}")
             return
-        try:
-            evidence, warnings = self._temporal.evidence(result.info, result.tracks)
-        except Exception as exc:  # the frame verdict stands without it; say why, never stop the scan
-            result.warnings.append(f"temporal evidence unavailable: {exc}")
-            return
+        evidence = self._temporal.evidence(reading, result.info)
         faces = sorted({w.track_id for w in evidence.windows})
         evidence.score = aggregate.video_score([aggregate.pool([w.probability for w in evidence.windows
                                                                  if w.track_id == t], "mean") for t in faces])
         result.temporal = evidence
-        result.warnings += warnings
-        frame_says = result.score
-        if evidence.score is not None and frame_says is not None:
-            split = disagreement({"frame model": frame_says, "temporal model": evidence.score})
+        if evidence.score is not None and result.score is not None:
+            split = disagreement({"frame model": result.score, "temporal model": evidence.score})
             if split:
                 result.warnings.append(split)
 

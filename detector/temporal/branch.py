@@ -145,30 +145,37 @@ class TemporalEvidence:
                              "fake_probability": round(w.probability, 4)} for w in self.windows]}
 
 
-class TemporalBranch:
-    """The landmark reader and the temporal model, loaded once per scanner."""
+_PREDICTOR: list = []
 
-    def __init__(self, predictor: ShapePredictor, model, name: str):
-        self.predictor = predictor
+
+def shared_predictor() -> ShapePredictor:
+    """The process's landmark model, loaded once (scanner, batch workers and Ray workers alike). Raises
+    :class:`detector.temporal.landmarks.LandmarksUnavailable` when dlib or its model file is missing."""
+    if not _PREDICTOR:
+        _PREDICTOR.append(ShapePredictor())
+    return _PREDICTOR[0]
+
+
+class TemporalScorer:
+    """The temporal model that scores landmark windows, loaded once per scanner."""
+
+    def __init__(self, model, name: str):
         self.model = model
         self.name = name
 
     @classmethod
-    def load(cls, model_dir: str | None = None) -> "TemporalBranch":
+    def load(cls, model_dir: str | None = None) -> "TemporalScorer":
         """The model folder's ``temporal.keras`` when it has one, else the published LRNet weights that ship with
-        the package. Raises :class:`detector.temporal.landmarks.LandmarksUnavailable` without dlib's predictor."""
+        the package."""
         from detector.temporal.model import TemporalModel, published_model
 
-        predictor = ShapePredictor()
         model = TemporalModel.load(model_dir) if model_dir else None
         if model is None:
-            return cls(predictor, TemporalModel(published_model(), source="published"),
-                       "LRNet, published FaceForensics++ weights")
-        return cls(predictor, model, f"temporal model of {model_dir}")
+            return cls(TemporalModel(published_model(), source="published"), "LRNet, published FaceForensics++ weights")
+        return cls(model, f"temporal model of {model_dir}")
 
-    def evidence(self, info: video.VideoInfo, tracks: list[FaceTrack]) -> tuple[TemporalEvidence, list[str]]:
-        """Read and score one input's windows; returns the evidence and its warnings."""
-        reading = read_video(info, tracks, self.predictor)
+    def evidence(self, reading: TemporalReading, info: video.VideoInfo) -> TemporalEvidence:
+        """Every window's score (the video's is left to the scanner's aggregation rule)."""
         found = TemporalEvidence(reason=reading.plan.reason, model=self.name)
         if reading.sequences:
             probs = self.model.predict(np.stack([s.sequence for s in reading.sequences]))
@@ -178,4 +185,4 @@ class TemporalBranch:
                                                  seq.window.start_time, seq.end_time + 1.0 / fps, float(p)))
         elif not found.reason:
             found.reason = "no window could follow a counted face"
-        return found, reading.warnings
+        return found

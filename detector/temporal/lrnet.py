@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from detector.models.model import TEMPORAL_FEATURES
 from detector.models.torch_weights import load_state_dict
 
-#: 68 (x, y) landmarks per frame.
-FEATURES = 136
+#: 68 (x, y) landmarks per frame (the exported signature's width, defined with it).
+FEATURES = TEMPORAL_FEATURES
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from detector.models.model import TEMPORAL_FILE as FILE_NAME
 from detector.temporal.lrnet import FEATURES, build_lrnet, load_published_weights
 
 #: The published LRNet weights (FaceForensics++, MIT licence beside them) that ship with the package.
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
-FILE_NAME = "temporal.keras"
 
 
 @keras.saving.register_keras_serializable(package="detector")
