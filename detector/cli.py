@@ -99,8 +99,8 @@ def check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace, *n
     for name in names:
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value > 0):
-            unit = " of frames per second" if name == "fps" else ""
-            parser.error(f"--{name.replace('_', '-')} must be a positive number{unit} (got {value:g})")
+            what = "a positive number of frames per second" if name == "fps" else "positive"
+            parser.error(f"--{name.replace('_', '-')} must be {what} (got {value:g})")
 
 
 def check_scan_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
