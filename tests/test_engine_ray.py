@@ -4,6 +4,7 @@ failure handling for files that kill or hang their worker, and a bucket on a loc
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -200,7 +201,9 @@ def test_a_file_that_kills_or_hangs_its_worker_gets_an_error_row(cluster, demo: 
     # no retry within the first pass: the file is still tried twice (the second pass), and the test stays short
     options = engine_ray.RayOptions(extract=faulty_extract, file_timeout=8, retries=0, **QUIET)
     start = time.monotonic()
-    outcome = engine_ray.run(str(inbox), str(tmp_path / "out"), OPTIONS, options)
+    # the good file must beat the 8 s limit on a loaded machine: its temporal windows (another decode and the landmark
+    # model's load) are not what this test is about
+    outcome = engine_ray.run(str(inbox), str(tmp_path / "out"), dataclasses.replace(OPTIONS, temporal=False), options)
     elapsed = time.monotonic() - start
     assert elapsed < 150, f"took {elapsed:.0f} s"
     rows = {r["name"]: r for r in outcome.rows}
