@@ -346,7 +346,11 @@ class Scanner:
         if self._temporal is None:
             result.warnings.append(f"temporal evidence off: {self._temporal_error}")
             return
-        evidence = self._temporal.evidence(reading, result.info)
+        try:
+            evidence = self._temporal.evidence(reading, result.info)
+        except Exception as exc:  # the frame verdict stands without it
+            result.warnings.append(f"temporal evidence unavailable: {exc}")
+            return
         faces = sorted({w.track_id for w in evidence.windows})
         evidence.score = aggregate.video_score([aggregate.pool([w.probability for w in evidence.windows
                                                                  if w.track_id == t], "mean") for t in faces])
