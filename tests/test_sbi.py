@@ -97,7 +97,7 @@ def test_five_point_fallback(face, monkeypatch) -> None:
     eye_dist = np.linalg.norm(keypoints[1] - keypoints[0])
     assert hull_area > 2 * eye_dist ** 2
     monkeypatch.setenv("DETECTOR_DLIB_PREDICTOR", "/nonexistent")
-    monkeypatch.setattr("training.data.dense_landmarks.DEBIAN_PREDICTOR", Path("/nonexistent"))
+    monkeypatch.setattr("detector.temporal.landmarks.DEBIAN_PREDICTOR", Path("/nonexistent"))
     model = load_landmark_model("dlib")
     assert isinstance(model, FivePointLandmarks)
     np.testing.assert_array_equal(model.predict(image, face_box_in_crop(224), keypoints), keypoints)

@@ -7,31 +7,14 @@ ellipse. The predictor is dlib's (``dlib-bin`` wheel) with the model file Debian
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 
+from detector.temporal.landmarks import DEBIAN_PREDICTOR, PREDICTOR_NAME, find_predictor  # noqa: F401  (one home)
+
 log = logging.getLogger(__name__)
-
-PREDICTOR_NAME = "shape_predictor_68_face_landmarks.dat"
-#: Where Debian's libdlib-data installs the predictor.
-DEBIAN_PREDICTOR = Path("/usr/share/dlib") / PREDICTOR_NAME
-
-
-def find_predictor(explicit: str | os.PathLike | None = None) -> Path | None:
-    """The 68-point model file: an explicit path, $DETECTOR_DLIB_PREDICTOR, Debian's copy, or the PyPI package's."""
-    candidates = [explicit, os.environ.get("DETECTOR_DLIB_PREDICTOR"), DEBIAN_PREDICTOR]
-    spec = importlib.util.find_spec("face_recognition_models")  # its import needs pkg_resources: only locate it
-    if spec and spec.submodule_search_locations:
-        candidates.append(Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_NAME)
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
 
 class FivePointLandmarks:
     """MTCNN's five keypoints, returned as they are (the blend code fits an ellipse around them)."""
